@@ -1,0 +1,4 @@
+"All public names of fasterai_lite's core modules: `from fasterai_lite.core.all import *`"
+from .granularity import *
+from .criteria import *
+from .schedule import *
