@@ -128,30 +128,32 @@ def reference(self:Criteria, m:nn.Module) -> Tensor:
                            f"(Sparsifier and SparsifyCallback do this for you).")
     return ref
 
-# %% ../../nbs/01_core.criteria.ipynb #a3b4ceec
+# %% ../../nbs/01_core.criteria.ipynb #7e7dcf24
 @patch
 @torch.no_grad()
 def transform(self:Criteria, m:nn.Module) -> Tensor:
-    "Elementwise scores of `m`'s weights (step 1), before rescaling, masking and reduction"
+    "Elementwise scores of `m`'s weights (step 1), in a float32 tensor the caller owns"
     wf = self.f(m.weight)
-    if self.ref_attr is None: return wf
-    wi = self.f(self.reference(m))
-    return wi if self.return_init else self.output_fn(wf, wi) if self.output_fn is not None else wf
+    ref = None if self.ref_attr is None else self.reference(m)
+    out = wf if ref is None else self.f(ref) if self.return_init else self.output_fn(wf, self.f(ref)) if self.output_fn is not None else wf
+    # `f` may hand back the weight (or a view of it) itself: copy rather than let later steps write into it
+    shared = out.untyped_storage().data_ptr() in {t.untyped_storage().data_ptr() for t in (m.weight, ref) if t is not None}
+    return out.float().clone() if shared and out.dtype == torch.float32 else out.float()
 
 @patch
 @torch.no_grad()
 def finish(self:Criteria,
-    scores:Tensor,          # Elementwise scores from `transform`
+    scores:Tensor,          # Elementwise float32 scores from `transform`; modified in place
     m:nn.Module,            # The layer they belong to (its `_mask`, if any, is applied)
     dims:tuple,             # Weight dimensions a unit spans, from `get_dim`
     floor:float|None=None,  # Shift negative scores up from this value instead of from this layer's own minimum
 ) -> Tensor:
-    "Rescale `scores` to positive values, zero the masked ones, reduce over `dims` and normalize (steps 2-5)"
-    scores = scores.float()
-    low = scores.min() if floor is None else torch.as_tensor(floor, dtype=scores.dtype, device=scores.device)
-    scores = scores.sub(low.clamp(max=0)).add_(EPS)  # out of place: `scores` may be the weight itself
+    "Rescale `scores` (from `transform`, modified in place) to positive values, zero the masked ones, reduce over `dims` and normalize (steps 2-5)"
+    low = float(scores.min()) if floor is None else float(floor)
+    if low < 0: scores.sub_(low)
+    scores.add_(EPS)
     mask = getattr(m, '_mask', None)
-    if mask is not None: scores = scores * mask
+    if mask is not None: scores.mul_(mask)
     scores = self.reducer(scores, tuple(dims))
     return scores if self.normalizer is None else self.normalizer(scores)
 
