@@ -16,7 +16,7 @@ from .core.criteria import *
 from .core.schedule import *
 
 # %% auto #0
-__all__ = ['kth_smallest', 'select_lowest', 'following_norms', 'Sparsifier']
+__all__ = ['kth_smallest', 'select_lowest', 'following_norms', 'Sparsifier', 'SparsifyCallback']
 
 # %% ../nbs/03_sparse.ipynb #a029f099
 _EXACT_BELOW = 1 << 20  # below this many scores, one concatenation and kthvalue is cheaper than bracketing
@@ -262,7 +262,7 @@ def _check_name(self:Sparsifier, name):
     raise ValueError(f"The model has no layer {name!r} to sparsify" + (f"; close matches: {close}" if close else
                      f"; its layers are {list(self.layers)[:20]}"))
 
-# %% ../nbs/03_sparse.ipynb #02f4e0c7
+# %% ../nbs/03_sparse.ipynb #9735a1b2
 @patch
 def _n_units(self:Sparsifier, name:str) -> int:
     m, dims = self.layers[name], self.dims[name]
@@ -274,17 +274,26 @@ def _kept_multiple(kept:int, n:int, r:int|None) -> int:
     return min(n, r * max(1, round(kept / r)))
 
 @patch
-def plan(self:Sparsifier, sparsity, round_to:int|None=None) -> dict[str, int]:
-    "Units each layer would prune for `sparsity` in the local context (global counts depend on the scores)"
+def plan(self:Sparsifier,
+    sparsity,                 # Percentage in [0, 100], or {layer name (or tuple of names): percentage}
+    round_to:int|None=None,   # Keep a multiple of this many units in each layer (local groups)
+) -> dict[tuple[str, ...], int]:
+    "Units to prune in each selection group (a tuple of layer names) to reach `sparsity`; cheap, touches nothing"
     _check_round_to(round_to)
-    out = {n: 0 for n in self.layers}
+    out = {}
     for names, pct in self._targets(sparsity):
-        for n in names:
-            u = self._n_units(n)
-            out[n] = u - _kept_multiple(u - round(u * pct / 100), u, round_to)
+        u = sum(self._n_units(n) for n in names)
+        k = round(u * pct / 100)
+        out[tuple(names)] = u - _kept_multiple(u - k, u, round_to) if len(names) == 1 else k
     return out
 
-# %% ../nbs/03_sparse.ipynb #f4944466
+@patch
+def pruned(self:Sparsifier, groups) -> dict[tuple[str, ...], int]:
+    "Units currently masked in each group of layer names, counted from the masks on the model"
+    count = lambda n: 0 if getattr(self.layers[n], '_mask', None) is None else int(self.layers[n]._mask.numel() - torch.count_nonzero(self.layers[n]._mask))
+    return {g: sum(count(n) for n in g) for g in groups}
+
+# %% ../nbs/03_sparse.ipynb #92949ad2
 @patch
 @torch.no_grad()
 def _scores(self:Sparsifier, names:list[str]) -> list[Tensor]:
@@ -301,22 +310,18 @@ def sparsify_model(self:Sparsifier,
     round_to:int|None=None,   # Keep a multiple of this many units in each layer
 ) -> None:
     "Mask the least important units so that the model reaches `sparsity`"
-    _check_round_to(round_to)
-    groups = self._targets(sparsity)  # validates before anything changes
-    named = {n for ns, _ in groups for n in ns}
+    plan = self.plan(sparsity, round_to)  # validates before anything changes
+    named = {n for g in plan for n in g}
     for n in self.layers:
         if n not in named: self._set_mask(n, None)
-    for names, pct in groups:
-        if self.nm: self._sparsify_nm(names, pct); continue
-        scores = self._scores(names)
-        k = round(sum(s.numel() for s in scores) * pct / 100)
-        if len(names) > 1 and round_to is not None:
-            kept = [int(m.sum()) for m in select_lowest(scores, k)]
-            for n, s, kp in zip(names, scores, kept):
-                self._set_mask(n, select_lowest([s], s.numel() - _kept_multiple(kp, s.numel(), round_to))[0])
+    for names, k in plan.items():
+        if self.nm: self._sparsify_nm(names, k > 0); continue
+        scores = self._scores(list(names))
+        if len(names) > 1 and round_to is not None:  # global choice sets each layer's count, rounded, then local
+            for n, s, m in zip(names, scores, select_lowest(scores, k)):
+                kept = _kept_multiple(int(m.sum()), s.numel(), round_to)
+                self._set_mask(n, select_lowest([s], s.numel() - kept, [m])[0])
             continue
-        if len(names) == 1 and round_to is not None:
-            u = scores[0].numel(); k = u - _kept_multiple(u - k, u, round_to)
         out = [getattr(self.layers[n], '_mask', None) for n in names]
         for n, m in zip(names, select_lowest(scores, k, out)): self._set_mask(n, m)
     self.apply_masks()
@@ -331,11 +336,10 @@ def sparsify_layer(self:Sparsifier,
     name = m if isinstance(m, str) else next((n for n, l in self.layers.items() if l is m), None)
     if name is None: raise ValueError(f"{type(m).__name__} is not one of the layers this Sparsifier sparsifies")
     self._check_name(name)
-    pct = _check_pct(sparsity); _check_round_to(round_to)
-    if self.nm: self._sparsify_nm([name], pct)
+    k = self.plan({name: sparsity}, round_to)[(name,)]
+    if self.nm: self._sparsify_nm([name], k > 0)
     else:
         s = self._scores([name])[0]
-        k = self.plan({name: pct}, round_to)[name]
         self._set_mask(name, select_lowest([s], k, [getattr(self.layers[name], '_mask', None)])[0])
     self.apply_masks()
 
@@ -368,13 +372,14 @@ def apply_masks(self:Sparsifier) -> None:
         for bn in self.norms.get(name, []):
             if bn.weight is not None: bn.weight.mul_(keep); bn.bias.mul_(keep)
 
-# %% ../nbs/03_sparse.ipynb #552113e2
+# %% ../nbs/03_sparse.ipynb #2761f446
 @patch
 @torch.no_grad()
-def _sparsify_nm(self:Sparsifier, names:list[str], pct:float):
+def _sparsify_nm(self:Sparsifier, names, on:bool):
+    "Apply the N:M pattern to layers `names`, or remove their masks if not `on`"
     N, M = self.nm
     for n in names:
-        if pct == 0: self._set_mask(n, None); continue
+        if not on: self._set_mask(n, None); continue
         m = self.layers[n]
         s = self.criteria.finish(self.criteria.transform(m), m, (), None)  # per-weight scores
         g = s.movedim(1, -1)  # inputs last: (out, *kernel, in)
@@ -412,3 +417,166 @@ def remove(self:Sparsifier) -> None:
     for m in self.layers.values():
         for b in ('_mask', '_init_weights', '_old_weights'):
             if b in m._buffers: del m._buffers[b]
+
+# %% ../nbs/03_sparse.ipynb #97b656f1
+def _scaled(sparsity, f:float):
+    "`sparsity` (a percentage or a dict of them) times `f`"
+    return {k: v * f for k, v in sparsity.items()} if isinstance(sparsity, dict) else sparsity * f
+
+def _known_granularity(g) -> str:
+    if not isinstance(g, str) or not any(g in Granularities.table(t) for t in available_modules()):
+        names = sorted({n for t in available_modules() for n in Granularities.table(t)})
+        raise ValueError(f"Unknown granularity {g!r}: allowed are {names}")
+    return g
+
+class SparsifyCallback(Callback):
+    "Sparsify a model during training, growing its sparsity along `schedule`"
+    order = 40  # before Recorder (50), so that the sparsity column is declared in time; the end runs at order 70
+    def __init__(self,
+        sparsity:float|dict,             # Target percentage in [0, 100], or {layer name: percentage}
+        granularity:str,                 # Unit that is pruned, see `allowed_granularities`
+        context:str,                     # 'local' or 'global', see `Sparsifier`
+        criteria:Criteria|str,           # How units are scored
+        schedule:Schedule|str,           # How sparsity grows over training
+        lth:bool=False,                  # Lottery ticket: rewind to the weights of `rewind_epoch` after each pruning event
+        rewind_epoch:int=0,              # Epoch whose starting weights are the rewind point
+        reset_end:bool=False,            # Rewind to those weights at the end of fit (keeping the masks)
+        save_tickets:bool=False,         # Save the model after each lottery-ticket pruning event, in learn.path/learn.model_dir
+        model:nn.Module|None=None,       # Module to sparsify, if not the whole `learn.model`
+        round_to:int|None=None,          # Keep a multiple of this many units in each layer
+        nm:bool|tuple=False,             # N:M sparsity: True for 2:4, or (N, M)
+        layer_type:type|tuple=nn.Conv2d, # Layer type(s) to sparsify
+        update_every:int|None=None,      # Batches between two re-maskings; None: at most 50 per fit
+    ):
+        if isinstance(sparsity, dict):
+            if not sparsity: raise ValueError("sparsity is an empty dict: name at least one layer")
+            for k, v in sparsity.items(): _check_pct(v, f"sparsity of {k!r}")
+        else: _check_pct(sparsity)
+        if context not in _CONTEXTS: raise ValueError(f"Unknown context {context!r}: allowed are {list(_CONTEXTS)}")
+        criteria, schedule = as_criteria(criteria), as_schedule(schedule)
+        _known_granularity(granularity); _as_types(layer_type); _check_round_to(round_to)
+        N_M = _as_nm(nm)
+        if N_M and not isinstance(sparsity, dict) and sparsity not in (0, 100 * (N_M[1] - N_M[0]) / N_M[1]):
+            raise ValueError(f"N:M sparsity {N_M[0]}:{N_M[1]} prunes exactly {100 * (N_M[1] - N_M[0]) / N_M[1]:g}%, got sparsity={sparsity!r}")
+        for k, v in (('rewind_epoch', rewind_epoch), ('update_every', update_every)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < (0 if k == 'rewind_epoch' else 1)):
+                raise ValueError(f"{k} must be {'a non-negative' if k == 'rewind_epoch' else 'a positive'} int, got {v!r}")
+        store_attr()
+        self.sparsifier, self.report = None, None
+
+    @property
+    def final_target(self):
+        "The sparsity the schedule ends at"
+        return _scaled(self.sparsity, self.schedule.progress(1.))
+
+# %% ../nbs/03_sparse.ipynb #c0a46c0f
+class _SparsifyEnd(Callback):
+    "Runs `SparsifyCallback.finish` after every callback that may reload weights at the end of fit"
+    order = 70
+    def __init__(self, owner:SparsifyCallback): self.owner = owner
+    def after_fit(self): self.owner.finish()
+
+@patch
+def before_fit(self:SparsifyCallback):
+    "Check the arguments against the model, then build the Sparsifier"
+    start = self.schedule.start_pct * self.n_epoch
+    if self.lth and self.rewind_epoch > start:
+        raise ValueError(f"rewind_epoch ({self.rewind_epoch}) is after the schedule starts pruning (epoch {start:g} of "
+                         f"{self.n_epoch}): the rewind point must come before the first pruning event")
+    model = ifnone(self.model, self.learn.model)
+    kw = dict(granularity=self.granularity, context=self.context, criteria=self.criteria, nm=self.nm,
+              layer_type=self.layer_type, keep_init=self.lth and self.rewind_epoch == 0)
+    try: self.sparsifier = Sparsifier(model, **kw)
+    except RuntimeError as e:
+        if 'example_inputs' not in str(e): raise
+        self.sparsifier = Sparsifier(model, example_inputs=self.dls.valid.one_batch()[:self.dls.n_inp], **kw)
+    self.sparsifier.plan(self.sparsity, self.round_to)  # names in a dict target are checked here, before training
+    self.n_iter_total = self.n_epoch * len(self.dls.train)  # the count fastai steps pct_train by
+    self.every = ifnone(self.update_every, max(1, self.n_iter_total // 50))
+    self.last_plan = self.sparsifier.plan(_scaled(self.sparsity, 0.), self.round_to)  # the model starts without masks
+    self.last_event, self.n_tickets = -self.every, 0
+    self.metric = ValueMetric(self.sparsifier.sparsity, 'sparsity')
+    self.learn.metrics = self.learn.metrics + [self.metric]
+    self.end_cb = _SparsifyEnd(self)
+    self.learn.add_cb(self.end_cb)
+
+@patch
+def before_epoch(self:SparsifyCallback):
+    "Take the lottery-ticket rewind point at the start of `rewind_epoch`"
+    if self.lth and self.epoch == self.rewind_epoch and self.rewind_epoch > 0:
+        for m in self.sparsifier.layers.values():
+            if getattr(m, '_init_weights', None) is None: m.register_buffer('_init_weights', m.weight.detach().clone())
+            else: m._init_weights.copy_(m.weight.detach())
+
+@patch
+def before_batch(self:SparsifyCallback):
+    "Re-sparsify when the schedule's plan has moved, then refresh the updating criteria's reference"
+    if not self.training: return
+    if not self.criteria.needs_grad: self._step_schedule()
+    if self.criteria.needs_update:
+        for m in self.sparsifier.layers.values(): self.criteria.update_weights(m)
+
+@patch
+def after_backward(self:SparsifyCallback):
+    "Gradient-based criteria score here, while the gradients exist"
+    if self.training and self.criteria.needs_grad: self._step_schedule()
+
+@patch
+def after_step(self:SparsifyCallback):
+    "Keep the masked weights at exactly 0"
+    self.sparsifier.apply_masks()
+
+# %% ../nbs/03_sparse.ipynb #196c4f4c
+@patch
+def _step_schedule(self:SparsifyCallback):
+    "Sparsify to the schedule's target at the end of this batch, if its plan moved and the cadence allows"
+    pct = min(1., self.pct_train + 1 / self.n_iter_total)
+    target = _scaled(self.sparsity, self.schedule.progress(pct))
+    plan = self.sparsifier.plan(target, self.round_to)
+    if plan == self.last_plan: return
+    final = plan == self.sparsifier.plan(self.final_target, self.round_to)
+    if self.iter_total() - self.last_event < self.every and not final: return
+    self.sparsifier.sparsify_model(target, self.round_to)
+    self.last_plan, self.last_event = plan, self.iter_total()
+    if self.lth: self._rewind(); self._save_ticket()
+
+@patch
+def iter_total(self:SparsifyCallback) -> int:
+    "Training batches done in this fit"
+    return round(self.pct_train * self.n_iter_total)
+
+@patch
+@torch.no_grad()
+def _rewind(self:SparsifyCallback):
+    "Lottery ticket: reset the sparsified weights to the rewind point, keeping the masks"
+    for m in self.sparsifier.layers.values(): m.weight.copy_(m._init_weights)
+    self.sparsifier.apply_masks()
+
+@patch
+def _save_ticket(self:SparsifyCallback):
+    if not self.save_tickets: return
+    path = self.learn.path/self.learn.model_dir
+    path.mkdir(parents=True, exist_ok=True)
+    torch.save(self.sparsifier.model.state_dict(), path/f'ticket_{self.n_tickets}.pth')
+    self.n_tickets += 1
+
+@patch
+def finish(self:SparsifyCallback):
+    "Make the final target hold, report, and take the masks and reference weights off the model"
+    sp = self.sparsifier
+    try:
+        plan = sp.plan(self.final_target, self.round_to)
+        if sp.pruned(plan) != plan:  # stopped early, or weights were reloaded by another callback
+            before = sp.sparsity()
+            sp.sparsify_model(self.final_target, self.round_to)
+            warnings.warn(f"SparsifyCallback: the model ended the fit at {before:.2f}% sparsity (training stopped early, "
+                          f"or another callback reloaded earlier weights); the final target was applied without further "
+                          f"training, giving {sp.sparsity():.2f}%")
+        sp.apply_masks()
+        if self.lth and self.reset_end: self._rewind()
+        self.report = sp.sparsity_report()
+        sp.print_sparsity()
+    finally:
+        sp.remove()
+        self.learn.metrics = [m for m in self.learn.metrics if m is not self.metric]
+        self.learn.remove_cb(self.end_cb)

@@ -1,0 +1,211 @@
+"SparsifyCallback in fastai's loop: fit variants, other callbacks, optimizers, lottery tickets, and bad input."
+import warnings, pytest, torch, torch.nn as nn
+from functools import partial
+from fastai.learner import Learner
+from fastai.callback.core import Callback
+from fastai.callback.training import GradientAccumulation
+from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback
+from fastai.optimizer import SGD, Adam
+from fastai.metrics import accuracy
+from fastai.torch_core import set_seed
+from fasterai_lite.core.all import *
+from fasterai_lite.sparse import *
+from fasterai_lite.data import digits_dls
+
+def cnn():
+    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                         nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+
+def learner(model=None, flat=False, path=None, **kw):
+    set_seed(0)
+    kw.setdefault('metrics', accuracy)
+    return Learner(digits_dls(flat=flat), model or cnn(), loss_func=nn.CrossEntropyLoss(), path=path or '.', **kw)
+
+def conv_filters_zero(model):
+    return [int((m.weight.flatten(1).abs().sum(1) == 0).sum()) for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+def no_buffers(model):
+    return not any(b in ('_mask', '_init_weights', '_old_weights') for m in model.modules() for b in m._buffers)
+
+class Check(Callback):
+    "Runs after SparsifyCallback's after_step and checks that masked weights are exactly 0"
+    order = 90
+    def before_fit(self): self.sp, self.checked = next(c for c in self.learn.cbs if isinstance(c, SparsifyCallback)).sparsifier, 0
+    def after_step(self):
+        for m in self.sp.layers.values():
+            if getattr(m, '_mask', None) is not None:
+                assert (m.weight[~m._mask.expand_as(m.weight)] == 0).all(); self.checked += 1
+
+@pytest.mark.parametrize('fit', ['fit', 'fit_one_cycle'])
+@pytest.mark.parametrize('context', ['local', 'global'])
+def test_filter_sparsity_is_exact(fit, context):
+    learn = learner()
+    cb = SparsifyCallback(50, 'filter', context, 'large_final', 'agp')
+    getattr(learn, fit)(3, 1e-2, cbs=cb)
+    zeros = conv_filters_zero(learn.model)
+    if context == 'local': assert zeros == [8, 16, 16]
+    else: assert sum(zeros) == 40
+    assert no_buffers(learn.model) and cb.report is not None
+    assert 'sparsity' in learn.recorder.metric_names and [m.name for m in learn.metrics] == ['accuracy']
+
+@pytest.mark.parametrize('opt_func', [partial(SGD, mom=0.9, wd=1e-2), partial(Adam, wd=1e-2)], ids=['sgd_mom_wd', 'adam_wd'])
+def test_masked_weights_stay_zero_every_step(opt_func):
+    learn = learner(opt_func=opt_func)
+    chk = Check()
+    learn.fit(2, 1e-2, cbs=[SparsifyCallback(70, 'weight', 'global', 'large_final', 'lin', update_every=1), chk])
+    assert chk.checked > 0
+
+def test_state_dict_loads_into_a_fresh_model():
+    learn = learner()
+    learn.fit(1, cbs=SparsifyCallback(50, 'filter', 'local', 'movement', 'one_shot'))
+    fresh = cnn(); fresh.load_state_dict(learn.model.state_dict())  # strict: no extra buffers
+    assert conv_filters_zero(fresh) == [8, 16, 16]
+
+def test_old_weights_track_every_step():
+    "For updating criteria, _old_weights holds the weights of one optimizer step back at each pruning event"
+    class Spy(Callback):
+        order = 45
+        def before_fit(self): self.sp, self.seen = self.learn.sparsify.sparsifier, 0
+        def before_step(self):
+            for m in self.sp.layers.values(): assert torch.equal(m._old_weights, m.weight.detach())
+            self.seen += 1
+        def after_step(self):
+            for m in self.sp.layers.values():
+                if getattr(m, '_mask', None) is not None and m._mask.all(): assert not torch.equal(m._old_weights, m.weight.detach())
+    learn, spy = learner(), Spy()
+    learn.fit(1, 1e-2, cbs=[SparsifyCallback(30, 'filter', 'local', 'updating_movement', 'agp'), spy])
+    assert spy.seen == len(learn.dls.train)
+
+def test_validation_never_changes_masks():
+    class Snap(Callback):
+        order = 45
+        def before_validate(self):
+            sp = self.learn.sparsify.sparsifier
+            self.before = {n: getattr(m, '_mask', torch.ones(1)).clone() for n, m in sp.layers.items()}
+        def after_validate(self):
+            sp = self.learn.sparsify.sparsifier
+            for n, m in sp.layers.items(): assert torch.equal(getattr(m, '_mask', torch.ones(1)), self.before[n])
+    learner().fit(2, cbs=[SparsifyCallback(50, 'filter', 'local', 'large_final', 'cos'), Snap()])
+
+def test_plain_mlp_rows_and_weights():
+    mlp = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.BatchNorm1d(64), nn.Linear(64, 10))
+    learn = learner(mlp, flat=True)
+    cb = SparsifyCallback(80, 'weight', 'global', 'large_final', 'agp', layer_type=nn.Linear)
+    learn.fit_one_cycle(2, 1e-2, cbs=cb)
+    w = torch.cat([m.weight.flatten() for m in mlp if isinstance(m, nn.Linear)])
+    assert int((w == 0).sum()) == round(w.numel() * .8)
+    mlp = nn.Sequential(nn.Linear(64, 64), nn.BatchNorm1d(64), nn.ReLU(), nn.Linear(64, 10))
+    learner(mlp, flat=True).fit(1, cbs=SparsifyCallback({'0': 50}, 'row', 'local', 'large_final', 'one_shot', layer_type=nn.Linear))
+    dead = mlp[0].weight.abs().sum(1) == 0
+    assert int(dead.sum()) == 32 and (mlp[0].bias[dead] == 0).all() and (mlp[1].weight[dead] == 0).all() and (mlp[1].bias[dead] == 0).all()
+
+def test_fine_tune():
+    learn = learner()
+    learn.fine_tune(1, cbs=SparsifyCallback(50, 'filter', 'local', 'large_final', 'one_cycle'))
+    assert conv_filters_zero(learn.model) == [8, 16, 16] and no_buffers(learn.model)
+
+def test_gradient_accumulation_save_model_and_early_stopping(tmp_path):
+    learn = learner(path=tmp_path)
+    cbs = [GradientAccumulation(n_acc=128), SaveModelCallback(monitor='valid_loss', fname='best'),
+           EarlyStoppingCallback(monitor='valid_loss', patience=1),
+           SparsifyCallback(50, 'filter', 'local', 'large_final', 'agp')]
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter('always')
+        learn.fit(4, 1e-2, cbs=cbs)
+    # whatever epoch SaveModelCallback restored, the model ends at the target, without buffers
+    assert conv_filters_zero(learn.model) == [8, 16, 16] and no_buffers(learn.model)
+    assert (tmp_path/'models'/'best.pth').exists()
+
+def test_early_stop_applies_the_final_target_with_a_warning():
+    class StopAfterOne(Callback):
+        def after_epoch(self):
+            from fastai.callback.core import CancelFitException
+            raise CancelFitException()
+    learn = learner()
+    with pytest.warns(UserWarning, match="final target was applied without further training"):
+        learn.fit(4, cbs=[SparsifyCallback(50, 'filter', 'local', 'large_final', 'lin'), StopAfterOne()])
+    assert conv_filters_zero(learn.model) == [8, 16, 16]
+
+def test_grad_crit_scores_with_gradients():
+    learn = learner()
+    learn.fit(1, cbs=SparsifyCallback(50, 'filter', 'local', 'grad_crit', 'agp'))
+    assert conv_filters_zero(learn.model) == [8, 16, 16]
+
+def test_lottery_ticket_rewinds_and_saves_tickets(tmp_path):
+    learn = learner(path=tmp_path)
+    init = [m.weight.detach().clone() for m in learn.model if isinstance(m, nn.Conv2d)]
+    cb = SparsifyCallback(50, 'filter', 'local', 'large_final', 'iterative', lth=True, save_tickets=True, reset_end=True)
+    learn.fit(2, 1e-2, cbs=cb)
+    convs = [m for m in learn.model if isinstance(m, nn.Conv2d)]
+    for m, w0 in zip(convs, init):  # reset_end: the surviving weights are the initial ones
+        kept = m.weight.flatten(1).abs().sum(1) != 0
+        assert torch.equal(m.weight[kept], w0[kept])
+    assert len(list((tmp_path/'models').glob('ticket_*.pth'))) == 3  # iterative: 3 pruning events
+    assert no_buffers(learn.model)
+
+def test_rewind_epoch_captures_later_weights():
+    learn = learner()
+    cb = SparsifyCallback(50, 'filter', 'local', 'large_final', Schedule(sched_oneshot, start_pct=.5), lth=True, rewind_epoch=1, reset_end=True)
+    learn.fit(2, 1e-2, cbs=cb)
+    assert conv_filters_zero(learn.model) == [8, 16, 16]
+
+def test_memory_only_what_the_criteria_needs():
+    class Peek(Callback):
+        order = 45
+        def after_epoch(self):
+            sp = self.learn.sparsify.sparsifier
+            self.bufs = {b: sum(getattr(m, b).numel() * getattr(m, b).element_size() for m in sp.layers.values() if getattr(m, b, None) is not None)
+                         for b in ('_mask', '_init_weights', '_old_weights')}
+            self.params = sum(m.weight.numel() for m in sp.layers.values())
+    for crit, extra in [('large_final', 1), ('movement', 5), ('updating_movement', 5)]:
+        p = Peek()
+        learner().fit(1, cbs=[SparsifyCallback(50, 'weight', 'local', crit, 'one_shot'), p])
+        assert sum(p.bufs.values()) / p.params == extra, (crit, p.bufs)
+    p = Peek()
+    learner().fit(1, cbs=[SparsifyCallback(50, 'filter', 'local', 'large_final', 'one_shot'), p])
+    assert p.bufs['_mask'] == 16 + 32 + 32 and p.bufs['_init_weights'] == 0  # one bool per filter
+
+@pytest.mark.parametrize('kwargs, err, msg', [
+    (dict(sparsity=101), ValueError, r"sparsity must be a percentage in \[0, 100\], got 101"),
+    (dict(sparsity=-1), ValueError, r"got -1"),
+    (dict(sparsity=float('nan')), ValueError, r"got nan"),
+    (dict(granularity='filters'), ValueError, r"Unknown granularity 'filters': allowed are \["),
+    (dict(context='globally'), ValueError, r"Unknown context 'globally': allowed are \['local', 'global'\]"),
+    (dict(criteria='l1'), ValueError, r"Unknown criteria 'l1': allowed are"),
+    (dict(schedule='cubic'), ValueError, r"Unknown schedule 'cubic': allowed are"),
+    (dict(nm=True, sparsity=80), ValueError, r"N:M sparsity 2:4 prunes exactly 50%, got sparsity=80"),
+    (dict(rewind_epoch=-1), ValueError, r"rewind_epoch must be a non-negative int, got -1"),
+    (dict(round_to=0), ValueError, r"round_to must be a positive int or None, got 0"),
+    (dict(layer_type='Conv2d'), TypeError, r"layer_type must be an nn.Module subclass"),
+])
+def test_bad_arguments_fail_at_construction(kwargs, err, msg):
+    args = dict(sparsity=50, granularity='filter', context='local', criteria='large_final', schedule='agp') | kwargs
+    with pytest.raises(err, match=msg): SparsifyCallback(**args)
+
+@pytest.mark.parametrize('kwargs, msg', [
+    (dict(sparsity={'3 ': 50}), r"The model has no layer '3 ' to sparsify; close matches: \['3'"),
+    (dict(sparsity={'features.0': 50}), r"no layer 'features.0'"),
+    (dict(sparsity={'1': 50}), r"Layer '1' is a BatchNorm2d, not one of the sparsified layer types"),
+    (dict(layer_type=nn.Conv1d), r"No layer of type \['Conv1d'\] in Sequential; its prunable layers are \['Conv2d', 'Linear'\]"),
+    (dict(nm=True, granularity='weight'), r"layer '0' has weight shape \(16, 1, 3, 3\), whose 1 inputs are not a multiple of 4"),
+    (dict(lth=True, rewind_epoch=2, schedule='agp'), r"rewind_epoch \(2\) is after the schedule starts pruning \(epoch 0.6 of 3\)"),
+    (dict(granularity='kernel', layer_type=nn.Linear), r"Unknown granularity 'kernel' for Linear: allowed are \['weight', 'column', 'row', 'layer'\]"),
+])
+def test_bad_input_against_the_model_touches_nothing(kwargs, msg):
+    learn = learner()
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    args = dict(sparsity=50, granularity='filter', context='local', criteria='large_final', schedule='agp') | kwargs
+    with pytest.raises(ValueError, match=msg): learn.fit(3, cbs=SparsifyCallback(**args))
+    after = learn.model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert not any(isinstance(c, SparsifyCallback) for c in learn.cbs) and [m.name for m in learn.metrics] == ['accuracy']
+
+def test_schedule_instances_are_reusable_across_fits():
+    "The same callback (and schedule) used for two fits does the same thing twice"
+    cb = SparsifyCallback(50, 'filter', 'local', 'large_final', 'agp')
+    for _ in range(2):
+        learn = learner()
+        learn.fit(2, cbs=cb)
+        assert conv_filters_zero(learn.model) == [8, 16, 16]
