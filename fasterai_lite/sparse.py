@@ -18,10 +18,35 @@ from .core.schedule import *
 # %% auto #0
 __all__ = ['kth_smallest', 'select_lowest', 'following_norms', 'Sparsifier', 'SparsifyCallback']
 
-# %% ../nbs/03_sparse.ipynb #a029f099
+# %% ../nbs/03_sparse.ipynb #22248aa9
 _EXACT_BELOW = 1 << 20  # below this many scores, one concatenation and kthvalue is cheaper than bracketing
 
-def _count(scores:list[Tensor], f) -> int: return sum(int(torch.count_nonzero(f(s))) for s in scores)
+def _count(t:Tensor) -> int: return int(torch.count_nonzero(t))
+
+def _kth(pieces:list[Tensor], k:int, sample:int) -> tuple[float, int, list[int]]:
+    "The k-th smallest value over flat `pieces`, how many are below it, and how many equal it in each piece"
+    n = sum(p.numel() for p in pieces)
+    if n <= _EXACT_BELOW:
+        flat = torch.cat(pieces)
+        t = flat.kthvalue(k).values
+        return float(t), _count(flat < t), [_count(p == t) for p in pieces]
+    g = torch.Generator().manual_seed(0)
+    samp = torch.cat([p[torch.randint(p.numel(), (max(1, sample * p.numel() // n),), generator=g).to(p.device)] for p in pieces])
+    q, m = k / n, samp.numel()
+    margin = 6 * math.sqrt(q * (1 - q) / m) + 2 / m  # six standard errors of a sample quantile
+    lo = float(samp.kthvalue(max(1, math.floor((q - margin) * m))).values)
+    hi = float(samp.kthvalue(min(m, math.ceil((q + margin) * m) + 1)).values)
+    n_lo = sum(_count(p < lo) for p in pieces)
+    if k <= n_lo: lo, n_lo = -math.inf, 0  # the sample missed: widen, still exact
+    inside = [p[(p >= lo).logical_and_(p <= hi)] for p in pieces]
+    if k > n_lo + sum(x.numel() for x in inside): inside = [p[p >= lo] for p in pieces]
+    flat = torch.cat(inside)
+    t = flat.kthvalue(k - n_lo).values
+    return float(t), n_lo + _count(flat < t), [_count(x == t) for x in inside]
+
+def _pieces(scores:list[Tensor]) -> list[list[Tensor]]:
+    "Each layer's scores as flat chunks: elementwise passes over chunks reuse memory, which is much faster on CPU"
+    return [list(chunks(s.contiguous())) for s in scores]
 
 def kth_smallest(
     scores:list[Tensor],  # Scores of every unit, in any shapes
@@ -31,49 +56,34 @@ def kth_smallest(
     "The k-th smallest value `t` of all `scores`, with how many are below it and how many equal it"
     n = sum(s.numel() for s in scores)
     if not 1 <= k <= n: raise ValueError(f"k must be in [1, {n}], got {k}")
-    if n <= _EXACT_BELOW:
-        flat = torch.cat([s.reshape(-1) for s in scores])
-        t = flat.kthvalue(k).values
-        return float(t), int(torch.count_nonzero(flat < t)), int(torch.count_nonzero(flat == t))
-    g = torch.Generator().manual_seed(0)
-    samp = torch.cat([s.reshape(-1)[torch.randint(s.numel(), (max(1, sample * s.numel() // n),), generator=g).to(s.device)]
-                      for s in scores])
-    q, m = k / n, samp.numel()
-    margin = 6 * math.sqrt(q * (1 - q) / m) + 2 / m  # six standard errors of a sample quantile
-    lo = float(samp.kthvalue(max(1, math.floor((q - margin) * m))).values)
-    hi = float(samp.kthvalue(min(m, math.ceil((q + margin) * m) + 1)).values)
-    n_lo, n_hi = _count(scores, lambda s: s < lo), _count(scores, lambda s: s <= hi)
-    if k <= n_lo: lo, n_lo = -math.inf, 0                # the sample missed: widen, still exact
-    if k > n_hi: hi, n_hi = math.inf, n
-    if lo == hi: return lo, n_lo, n_hi - n_lo
-    inside = torch.cat([s[(s >= lo) & (s <= hi)] for s in scores])
-    t = inside.kthvalue(k - n_lo).values
-    return float(t), n_lo + int(torch.count_nonzero(inside < t)), int(torch.count_nonzero(inside == t))
+    t, below, equal = _kth([p for ps in _pieces(scores) for p in ps], k, sample)
+    return t, below, sum(equal)
 
-# %% ../nbs/03_sparse.ipynb #efb8405c
+# %% ../nbs/03_sparse.ipynb #cd508035
 def select_lowest(
-    scores:list[Tensor],  # Scores of each layer's units
-    k:int,                # How many units to prune, over all layers
+    scores:list[Tensor],              # Scores of each layer's units
+    k:int,                            # How many units to prune, over all layers
     out:list[Tensor|None]|None=None,  # Bool tensors to write the masks into (reused buffers), or None
+    release:bool=False,               # Drop each layer's scores from `scores` once its mask is built (lowers peak memory)
+    sample:int=1 << 18,               # Scores sampled to bracket the threshold, see `kth_smallest`
 ) -> list[Tensor]:
     "Keep-masks (True = kept) that prune exactly the `k` lowest scores; ties go first in layer, then index, order"
     out = out or [None] * len(scores)
     n = sum(s.numel() for s in scores)
     if not 0 <= k <= n: raise ValueError(f"Cannot prune {k} of {n} units")
-    def fill(s, o, v): return o.fill_(v) if o is not None and o.shape == s.shape else torch.full_like(s, v, dtype=torch.bool)
-    if k == 0: return [fill(s, o, True) for s, o in zip(scores, out)]
-    if k == n: return [fill(s, o, False) for s, o in zip(scores, out)]
-    t, below, equal = kth_smallest(scores, k)
-    masks = [torch.gt(s, t, out=o) if o is not None and o.shape == s.shape else s > t for s, o in zip(scores, out)]
-    to_prune = k - below  # of the `equal` scores tied at t, prune this many, in order
-    if to_prune < equal:
-        for s, m in zip(scores, masks):
-            tied = (s == t).reshape(-1)
-            c = int(torch.count_nonzero(tied))
-            if c == 0: continue
-            if to_prune >= c: to_prune -= c; continue
-            m.view(-1)[tied & (tied.cumsum(0, dtype=torch.int32) > to_prune)] = True
-            to_prune = 0
+    pieces = _pieces(scores)
+    flat = [p for ps in pieces for p in ps]
+    t, below, equal = _kth(flat, k, sample) if 0 < k < n else (math.inf if k else -math.inf, 0, [0] * len(flat))
+    to_prune, j, masks = k - below, 0, []  # of the scores tied at t, the first `to_prune` (in order) are pruned
+    for i, (s, o, ps) in enumerate(zip(scores, out, pieces)):
+        m = o if o is not None and o.shape == s.shape and o.is_contiguous() else torch.empty_like(s, dtype=torch.bool, memory_format=torch.contiguous_format)
+        for p, mc in zip(ps, chunks(m)):
+            torch.gt(p, t, out=mc)
+            c = equal[j]; j += 1
+            if c and to_prune >= c: to_prune -= c
+            elif c: mc[(p == t).nonzero().squeeze(1)[to_prune:]] = True; to_prune = 0
+        masks.append(m)
+        if release: scores[i] = None
     return masks
 
 # %% ../nbs/03_sparse.ipynb #d0c62184
@@ -293,7 +303,7 @@ def pruned(self:Sparsifier, groups) -> dict[tuple[str, ...], int]:
     count = lambda n: 0 if getattr(self.layers[n], '_mask', None) is None else int(self.layers[n]._mask.numel() - torch.count_nonzero(self.layers[n]._mask))
     return {g: sum(count(n) for n in g) for g in groups}
 
-# %% ../nbs/03_sparse.ipynb #92949ad2
+# %% ../nbs/03_sparse.ipynb #ba468029
 @patch
 @torch.no_grad()
 def _scores(self:Sparsifier, names:list[str]) -> list[Tensor]:
@@ -323,7 +333,7 @@ def sparsify_model(self:Sparsifier,
                 self._set_mask(n, select_lowest([s], s.numel() - kept, [m])[0])
             continue
         out = [getattr(self.layers[n], '_mask', None) for n in names]
-        for n, m in zip(names, select_lowest(scores, k, out)): self._set_mask(n, m)
+        for n, m in zip(names, select_lowest(scores, k, out, release=True)): self._set_mask(n, m)
     self.apply_masks()
 
 @patch
@@ -343,7 +353,7 @@ def sparsify_layer(self:Sparsifier,
         self._set_mask(name, select_lowest([s], k, [getattr(self.layers[name], '_mask', None)])[0])
     self.apply_masks()
 
-# %% ../nbs/03_sparse.ipynb #e6694b7d
+# %% ../nbs/03_sparse.ipynb #890aa557
 @patch
 def _set_mask(self:Sparsifier, name:str, mask:Tensor|None):
     "Store `mask` (True = kept) on layer `name`, or remove it; record how many units it prunes"
@@ -364,7 +374,7 @@ def apply_masks(self:Sparsifier) -> None:
     for name, m in self.layers.items():
         mask = getattr(m, '_mask', None)
         if mask is None or not self.n_pruned[name]: continue
-        m.weight.mul_(mask)
+        mask_(m.weight, mask)
         d = self._channel_dim(name)
         if d is None: continue
         keep = mask.reshape(-1)

@@ -12,10 +12,10 @@ from typing import Callable
 from .granularity import *
 
 # %% auto #0
-__all__ = ['EPS', 'random', 'large_final', 'small_final', 'squared_final', 'large_init', 'small_init', 'large_init_large_final',
-           'small_init_small_final', 'magnitude_increase', 'movement', 'movmag', 'updating_magnitude_increase',
-           'updating_movement', 'updating_movmag', 'grad_crit', 'criterias', 'Reducer', 'Normalizer', 'Criteria',
-           'taylor_importance', 'available_criterias', 'as_criteria']
+__all__ = ['EPS', 'CHUNK', 'random', 'large_final', 'small_final', 'squared_final', 'large_init', 'small_init',
+           'large_init_large_final', 'small_init_small_final', 'magnitude_increase', 'movement', 'movmag',
+           'updating_magnitude_increase', 'updating_movement', 'updating_movmag', 'grad_crit', 'criterias', 'Reducer',
+           'Normalizer', 'chunks', 'mask_', 'Criteria', 'taylor_importance', 'available_criterias', 'as_criteria']
 
 # %% ../../nbs/01_core.criteria.ipynb #bf110ef8
 EPS = torch.finfo(torch.float32).eps
@@ -69,6 +69,20 @@ def _pick(ns, v, what:str):
     if v is None or callable(v): return v
     if isinstance(v, str) and v in _methods(ns): return getattr(ns, v)
     raise ValueError(f"Unknown {what} {v!r}: allowed are {_methods(ns)}, or a callable")
+
+# %% ../../nbs/01_core.criteria.ipynb #2494c300
+CHUNK = 1 << 22  # elements per piece when a large elementwise pass is split up
+
+def chunks(t:Tensor) -> tuple[Tensor, ...]:
+    "Flat views of contiguous `t`, in pieces of at most `CHUNK` elements"
+    return t.view(-1).split(CHUNK)
+
+def mask_(t:Tensor, mask:Tensor) -> Tensor:
+    "Zero `t` in place where the bool `mask` (same shape, or broadcastable) is False"
+    if mask.shape == t.shape and t.numel() > CHUNK and t.is_contiguous() and mask.is_contiguous():
+        for a, b in zip(chunks(t), chunks(mask)): a.mul_(b)
+    else: t.mul_(mask)
+    return t
 
 # %% ../../nbs/01_core.criteria.ipynb #6b7d33a7
 class Criteria:
@@ -128,7 +142,7 @@ def reference(self:Criteria, m:nn.Module) -> Tensor:
                            f"(Sparsifier and SparsifyCallback do this for you).")
     return ref
 
-# %% ../../nbs/01_core.criteria.ipynb #7e7dcf24
+# %% ../../nbs/01_core.criteria.ipynb #664ab3e8
 @patch
 @torch.no_grad()
 def transform(self:Criteria, m:nn.Module) -> Tensor:
@@ -153,7 +167,7 @@ def finish(self:Criteria,
     if low < 0: scores.sub_(low)
     scores.add_(EPS)
     mask = getattr(m, '_mask', None)
-    if mask is not None: scores.mul_(mask)
+    if mask is not None: mask_(scores, mask)
     scores = self.reducer(scores, tuple(dims))
     return scores if self.normalizer is None else self.normalizer(scores)
 

@@ -1,0 +1,70 @@
+"""Training overhead of SparsifyCallback: a plain fit and a fit with the callback, same model, data and seed,
+interleaved (the order alternates every repeat) and repeated; prints the median of the paired time ratios.
+
+- CNN: a small CNN on scikit-learn's digits, filter granularity, global, 50%.
+- MLP: 4 x nn.Linear(2048, 2048), batch 32, random data, weight granularity, global, 80%.
+Each with large_final + agp and updating_movement + agp, default settings. If fasterai is importable, its
+SparsifyCallback runs in the same loop. Usage: python bench/overhead.py [--repeats 5] [--only cnn|mlp]"""
+import argparse, statistics, time, importlib
+import torch, torch.nn as nn
+from torch.utils.data import TensorDataset
+from fastai.data.core import DataLoaders
+from fastai.data.load import DataLoader
+from fastai.learner import Learner
+from fastai.torch_core import set_seed
+from fasterai_lite.data import digits_dls
+import fasterai_lite.sparse as lite
+
+def cnn():
+    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                         nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+
+def mlp(): return nn.Sequential(*[l for _ in range(4) for l in (nn.Linear(2048, 2048), nn.ReLU())][:-1])
+
+def random_dls(n_batches=40, bs=32):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(n_batches * bs, 2048, generator=g), torch.randint(0, 2048, (n_batches * bs,), generator=g)
+    return DataLoaders(DataLoader(TensorDataset(x, y), bs=bs, shuffle=True), DataLoader(TensorDataset(x[:64], y[:64]), bs=64))
+
+SETUPS = {
+    'cnn': dict(model=cnn, dls=digits_dls, epochs=4, args=(50, 'filter', 'global'), layer_type=nn.Conv2d),
+    'mlp': dict(model=mlp, dls=random_dls, epochs=2, args=(80, 'weight', 'global'), layer_type=nn.Linear),
+}
+
+def timed_fit(setup, cb_factory=None) -> float:
+    set_seed(0)
+    learn = Learner(setup['dls'](), setup['model'](), loss_func=nn.CrossEntropyLoss())
+    cbs = [] if cb_factory is None else [cb_factory()]
+    with learn.no_bar(), learn.no_logging():
+        t = time.perf_counter(); learn.fit(setup['epochs'], 1e-3, cbs=cbs); return time.perf_counter() - t
+
+def factories(setup, crit):
+    s, g, c = setup['args']
+    out = {'fasterai_lite': lambda: lite.SparsifyCallback(s, g, c, crit, 'agp', layer_type=setup['layer_type'])}
+    try:
+        fa = importlib.import_module('fasterai.sparse.all')
+        out['fasterai'] = lambda: fa.SparsifyCallback(s, g, c, getattr(fa, crit), fa.agp, layer_type=setup['layer_type'])
+    except Exception: pass
+    return out
+
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser(); ap.add_argument('--repeats', type=int, default=5); ap.add_argument('--only')
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    print(f"median of {a.repeats} paired ratios (fit with callback / plain fit), interleaved; torch threads: 2")
+    for name, setup in SETUPS.items():
+        if a.only and name != a.only: continue
+        for crit in ('large_final', 'updating_movement'):
+            facs = factories(setup, crit)
+            timed_fit(setup); [timed_fit(setup, f) for f in facs.values()]  # warm-up
+            ratios, plain = {k: [] for k in facs}, []
+            for r in range(a.repeats):
+                for k, f in facs.items():
+                    pair = [None, f] if r % 2 == 0 else [f, None]
+                    ts = [timed_fit(setup, x) for x in pair]
+                    t_plain, t_cb = (ts[0], ts[1]) if r % 2 == 0 else (ts[1], ts[0])
+                    ratios[k].append(t_cb / t_plain); plain.append(t_plain)
+            for k, rs in ratios.items():
+                print(f"{name:4} {crit:18} {k:14} ratio {statistics.median(rs):.3f}  (plain fit median {statistics.median(plain):.2f}s; ratios {' '.join(f'{x:.3f}' for x in rs)})")
