@@ -5,7 +5,7 @@ interleaved (the order alternates every repeat) and repeated; prints the median 
 - MLP: 4 x nn.Linear(2048, 2048), batch 32, random data, weight granularity, global, 80%.
 Each with large_final + agp and updating_movement + agp, default settings. If fasterai is importable, its
 SparsifyCallback runs in the same loop. Usage: python bench/overhead.py [--repeats 5] [--only cnn|mlp]"""
-import argparse, statistics, time, importlib
+import argparse, contextlib, io, statistics, time, importlib
 import torch, torch.nn as nn
 from torch.utils.data import TensorDataset
 from fastai.data.core import DataLoaders
@@ -29,15 +29,15 @@ def random_dls(n_batches=40, bs=32):
     return DataLoaders(DataLoader(TensorDataset(x, y), bs=bs, shuffle=True), DataLoader(TensorDataset(x[:64], y[:64]), bs=64))
 
 SETUPS = {
-    'cnn': dict(model=cnn, dls=digits_dls, epochs=4, args=(50, 'filter', 'global'), layer_type=nn.Conv2d),
-    'mlp': dict(model=mlp, dls=random_dls, epochs=2, args=(80, 'weight', 'global'), layer_type=nn.Linear),
+    'cnn': dict(model=cnn, dls=digits_dls, epochs=10, args=(50, 'filter', 'global'), layer_type=nn.Conv2d),
+    'mlp': dict(model=mlp, dls=random_dls, epochs=4, args=(80, 'weight', 'global'), layer_type=nn.Linear),
 }
 
 def timed_fit(setup, cb_factory=None) -> float:
     set_seed(0)
     learn = Learner(setup['dls'](), setup['model'](), loss_func=nn.CrossEntropyLoss())
     cbs = [] if cb_factory is None else [cb_factory()]
-    with learn.no_bar(), learn.no_logging():
+    with learn.no_bar(), learn.no_logging(), contextlib.redirect_stdout(io.StringIO()):  # no per-fit report
         t = time.perf_counter(); learn.fit(setup['epochs'], 1e-3, cbs=cbs); return time.perf_counter() - t
 
 def factories(setup, crit):

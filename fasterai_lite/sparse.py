@@ -18,7 +18,7 @@ from .core.schedule import *
 # %% auto #0
 __all__ = ['kth_smallest', 'select_lowest', 'following_norms', 'Sparsifier', 'SparsifyCallback']
 
-# %% ../nbs/03_sparse.ipynb #22248aa9
+# %% ../nbs/03_sparse.ipynb #35c73857
 _EXACT_BELOW = 1 << 20  # below this many scores, one concatenation and kthvalue is cheaper than bracketing
 
 def _count(t:Tensor) -> int: return int(torch.count_nonzero(t))
@@ -37,9 +37,15 @@ def _kth(pieces:list[Tensor], k:int, sample:int) -> tuple[float, int, list[int]]
     lo = float(samp.kthvalue(max(1, math.floor((q - margin) * m))).values)
     hi = float(samp.kthvalue(min(m, math.ceil((q + margin) * m) + 1)).values)
     n_lo = sum(_count(p < lo) for p in pieces)
-    if k <= n_lo: lo, n_lo = -math.inf, 0  # the sample missed: widen, still exact
-    inside = [p[(p >= lo).logical_and_(p <= hi)] for p in pieces]
-    if k > n_lo + sum(x.numel() for x in inside): inside = [p[p >= lo] for p in pieces]
+    if k <= n_lo: lo, n_lo = -math.inf, 0  # the sample missed low: widen, still exact
+    tied_lo = lo == hi or _count(samp == lo) > m // 100
+    if tied_lo:  # many scores equal lo (masked units all score 0): count them rather than gather them
+        at_lo = [_count(p == lo) for p in pieces]
+        if k <= n_lo + sum(at_lo): return lo, n_lo, at_lo
+        n_lo += sum(at_lo)
+    above = (lambda p: p > lo) if tied_lo else (lambda p: p >= lo)
+    inside = [p[above(p).logical_and_(p <= hi)] for p in pieces]
+    if k > n_lo + sum(x.numel() for x in inside): inside = [p[above(p)] for p in pieces]  # missed high: widen
     flat = torch.cat(inside)
     t = flat.kthvalue(k - n_lo).values
     return float(t), n_lo + _count(flat < t), [_count(x == t) for x in inside]
@@ -180,7 +186,7 @@ def _check_round_to(r):
     if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 1):
         raise ValueError(f"round_to must be a positive int or None, got {r!r}")
 
-# %% ../nbs/03_sparse.ipynb #c6613cba
+# %% ../nbs/03_sparse.ipynb #b505b1fb
 class Sparsifier:
     "Masks the least important units of the chosen layers of a model"
     def __init__(self,
@@ -204,6 +210,7 @@ class Sparsifier:
         dims = {n: get_dim(m, granularity) for n, m in layers.items()}  # raises for an unknown granularity
         if nm: self._check_nm(layers, nm)
         store_attr('model,granularity,context,criteria,nm,layers,dims,keep_init')
+        self.channel_dims = {n: self._channel_dim(n) for n in layers}
         self.norms = self._channel_norms(model, example_inputs)
         self.n_pruned = {n: 0 for n in layers}  # units pruned in each layer by the last sparsify call
         for m in layers.values():
@@ -213,7 +220,7 @@ class Sparsifier:
     def __repr__(self):
         return f"Sparsifier({len(self.layers)} layers, {self.granularity}, {self.context}, {self.criteria.name}{', N:M=%d:%d' % self.nm if self.nm else ''})"
 
-# %% ../nbs/03_sparse.ipynb #c6478bd7
+# %% ../nbs/03_sparse.ipynb #fcfba6f2
 @patch
 def _check_nm(self:Sparsifier, layers:dict, nm:tuple):
     N, M = nm
@@ -235,10 +242,10 @@ def _channel_dim(self:Sparsifier, name:str) -> int|None:
 @patch
 def _channel_norms(self:Sparsifier, model:nn.Module, example_inputs) -> dict[str, list[nn.Module]]:
     "BatchNorms to zero along with each layer's pruned channels (only for whole-channel granularities)"
-    if not any(self._channel_dim(n) is not None for n in self.layers): return {}
-    mods = dict(model.named_modules())
-    follow = following_norms(model, example_inputs)
-    return {n: [mods[b] for b in follow.get(n, [])] for n in self.layers if self._channel_dim(n) is not None}
+    whole = [n for n, d in self.channel_dims.items() if d is not None]
+    if not whole: return {}
+    mods, follow = dict(model.named_modules()), following_norms(model, example_inputs)
+    return {n: [mods[b] for b in follow.get(n, [])] for n in whole}
 
 # %% ../nbs/03_sparse.ipynb #a6a6ae28
 @patch
@@ -353,7 +360,7 @@ def sparsify_layer(self:Sparsifier,
         self._set_mask(name, select_lowest([s], k, [getattr(self.layers[name], '_mask', None)])[0])
     self.apply_masks()
 
-# %% ../nbs/03_sparse.ipynb #890aa557
+# %% ../nbs/03_sparse.ipynb #1065337c
 @patch
 def _set_mask(self:Sparsifier, name:str, mask:Tensor|None):
     "Store `mask` (True = kept) on layer `name`, or remove it; record how many units it prunes"
@@ -375,8 +382,7 @@ def apply_masks(self:Sparsifier) -> None:
         mask = getattr(m, '_mask', None)
         if mask is None or not self.n_pruned[name]: continue
         mask_(m.weight, mask)
-        d = self._channel_dim(name)
-        if d is None: continue
+        if self.channel_dims[name] is None: continue
         keep = mask.reshape(-1)
         if getattr(m, 'bias', None) is not None: m.bias.mul_(keep)
         for bn in self.norms.get(name, []):
@@ -428,7 +434,7 @@ def remove(self:Sparsifier) -> None:
         for b in ('_mask', '_init_weights', '_old_weights'):
             if b in m._buffers: del m._buffers[b]
 
-# %% ../nbs/03_sparse.ipynb #97b656f1
+# %% ../nbs/03_sparse.ipynb #a72c290f
 def _scaled(sparsity, f:float):
     "`sparsity` (a percentage or a dict of them) times `f`"
     return {k: v * f for k, v in sparsity.items()} if isinstance(sparsity, dict) else sparsity * f
@@ -456,7 +462,7 @@ class SparsifyCallback(Callback):
         round_to:int|None=None,          # Keep a multiple of this many units in each layer
         nm:bool|tuple=False,             # N:M sparsity: True for 2:4, or (N, M)
         layer_type:type|tuple=nn.Conv2d, # Layer type(s) to sparsify
-        update_every:int|None=None,      # Batches between two re-maskings; None: at most 50 per fit
+        update_every:int|None=None,      # Batches between two re-maskings; None: at most 16 per fit
     ):
         if isinstance(sparsity, dict):
             if not sparsity: raise ValueError("sparsity is an empty dict: name at least one layer")
@@ -479,7 +485,7 @@ class SparsifyCallback(Callback):
         "The sparsity the schedule ends at"
         return _scaled(self.sparsity, self.schedule.progress(1.))
 
-# %% ../nbs/03_sparse.ipynb #c0a46c0f
+# %% ../nbs/03_sparse.ipynb #760afe5f
 class _SparsifyEnd(Callback):
     "Runs `SparsifyCallback.finish` after every callback that may reload weights at the end of fit"
     order = 70
@@ -502,7 +508,8 @@ def before_fit(self:SparsifyCallback):
         self.sparsifier = Sparsifier(model, example_inputs=self.dls.valid.one_batch()[:self.dls.n_inp], **kw)
     self.sparsifier.plan(self.sparsity, self.round_to)  # names in a dict target are checked here, before training
     self.n_iter_total = self.n_epoch * len(self.dls.train)  # the count fastai steps pct_train by
-    self.every = ifnone(self.update_every, max(1, self.n_iter_total // 50))
+    self.every = ifnone(self.update_every, max(1, self.n_iter_total // 16))
+    self.final_plan = self.sparsifier.plan(self.final_target, self.round_to)
     self.last_plan = self.sparsifier.plan(_scaled(self.sparsity, 0.), self.round_to)  # the model starts without masks
     self.last_event, self.n_tickets = -self.every, 0
     self.metric = ValueMetric(self.sparsifier.sparsity, 'sparsity')
@@ -536,7 +543,7 @@ def after_step(self:SparsifyCallback):
     "Keep the masked weights at exactly 0"
     self.sparsifier.apply_masks()
 
-# %% ../nbs/03_sparse.ipynb #196c4f4c
+# %% ../nbs/03_sparse.ipynb #b41215cf
 @patch
 def _step_schedule(self:SparsifyCallback):
     "Sparsify to the schedule's target at the end of this batch, if its plan moved and the cadence allows"
@@ -544,8 +551,7 @@ def _step_schedule(self:SparsifyCallback):
     target = _scaled(self.sparsity, self.schedule.progress(pct))
     plan = self.sparsifier.plan(target, self.round_to)
     if plan == self.last_plan: return
-    final = plan == self.sparsifier.plan(self.final_target, self.round_to)
-    if self.iter_total() - self.last_event < self.every and not final: return
+    if self.iter_total() - self.last_event < self.every and plan != self.final_plan: return
     self.sparsifier.sparsify_model(target, self.round_to)
     self.last_plan, self.last_event = plan, self.iter_total()
     if self.lth: self._rewind(); self._save_ticket()
