@@ -30,7 +30,7 @@ def random_dls(n_batches=40, bs=32):
 
 SETUPS = {
     'cnn': dict(model=cnn, dls=digits_dls, epochs=10, args=(50, 'filter', 'global'), layer_type=nn.Conv2d),
-    'mlp': dict(model=mlp, dls=random_dls, epochs=4, args=(80, 'weight', 'global'), layer_type=nn.Linear),
+    'mlp': dict(model=mlp, dls=random_dls, epochs=8, args=(80, 'weight', 'global'), layer_type=nn.Linear),
 }
 
 def timed_fit(setup, cb_factory=None) -> float:

@@ -186,7 +186,7 @@ def _check_round_to(r):
     if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 1):
         raise ValueError(f"round_to must be a positive int or None, got {r!r}")
 
-# %% ../nbs/03_sparse.ipynb #b505b1fb
+# %% ../nbs/03_sparse.ipynb #ab67ac0c
 class Sparsifier:
     "Masks the least important units of the chosen layers of a model"
     def __init__(self,
@@ -215,7 +215,7 @@ class Sparsifier:
         self.n_pruned = {n: 0 for n in layers}  # units pruned in each layer by the last sparsify call
         for m in layers.values():
             criteria.prepare(m)
-            if keep_init and getattr(m, '_init_weights', None) is None: m.register_buffer('_init_weights', m.weight.detach().clone())
+            if keep_init and getattr(m, '_init_weights', None) is None: m.register_buffer('_init_weights', m.weight.detach().clone(), persistent=False)
 
     def __repr__(self):
         return f"Sparsifier({len(self.layers)} layers, {self.granularity}, {self.context}, {self.criteria.name}{', N:M=%d:%d' % self.nm if self.nm else ''})"
@@ -360,7 +360,7 @@ def sparsify_layer(self:Sparsifier,
         self._set_mask(name, select_lowest([s], k, [getattr(self.layers[name], '_mask', None)])[0])
     self.apply_masks()
 
-# %% ../nbs/03_sparse.ipynb #1065337c
+# %% ../nbs/03_sparse.ipynb #b591b400
 @patch
 def _set_mask(self:Sparsifier, name:str, mask:Tensor|None):
     "Store `mask` (True = kept) on layer `name`, or remove it; record how many units it prunes"
@@ -370,7 +370,7 @@ def _set_mask(self:Sparsifier, name:str, mask:Tensor|None):
         if old is not None: del m._mask
         self.n_pruned[name] = 0
         return
-    if old is None or old.shape != mask.shape: m.register_buffer('_mask', mask)
+    if old is None or old.shape != mask.shape: m.register_buffer('_mask', mask, persistent=False)
     elif old is not mask: old.copy_(mask)
     self.n_pruned[name] = int(mask.numel() - torch.count_nonzero(mask))
 
@@ -485,7 +485,7 @@ class SparsifyCallback(Callback):
         "The sparsity the schedule ends at"
         return _scaled(self.sparsity, self.schedule.progress(1.))
 
-# %% ../nbs/03_sparse.ipynb #760afe5f
+# %% ../nbs/03_sparse.ipynb #bc4e83ad
 class _SparsifyEnd(Callback):
     "Runs `SparsifyCallback.finish` after every callback that may reload weights at the end of fit"
     order = 70
@@ -522,7 +522,7 @@ def before_epoch(self:SparsifyCallback):
     "Take the lottery-ticket rewind point at the start of `rewind_epoch`"
     if self.lth and self.epoch == self.rewind_epoch and self.rewind_epoch > 0:
         for m in self.sparsifier.layers.values():
-            if getattr(m, '_init_weights', None) is None: m.register_buffer('_init_weights', m.weight.detach().clone())
+            if getattr(m, '_init_weights', None) is None: m.register_buffer('_init_weights', m.weight.detach().clone(), persistent=False)
             else: m._init_weights.copy_(m.weight.detach())
 
 @patch

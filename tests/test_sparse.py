@@ -106,17 +106,56 @@ def test_fine_tune():
     learn.fine_tune(1, cbs=SparsifyCallback(50, 'filter', 'local', 'large_final', 'one_cycle'))
     assert conv_filters_zero(learn.model) == [8, 16, 16] and no_buffers(learn.model)
 
-def test_gradient_accumulation_save_model_and_early_stopping(tmp_path):
-    learn = learner(path=tmp_path)
-    cbs = [GradientAccumulation(n_acc=128), SaveModelCallback(monitor='valid_loss', fname='best'),
-           EarlyStoppingCallback(monitor='valid_loss', patience=1),
-           SparsifyCallback(50, 'filter', 'local', 'large_final', 'agp')]
-    with warnings.catch_warnings(record=True):
-        warnings.simplefilter('always')
-        learn.fit(4, 1e-2, cbs=cbs)
-    # whatever epoch SaveModelCallback restored, the model ends at the target, without buffers
+def test_gradient_accumulation():
+    "Steps happen every 4 batches; masks are re-applied after each and the target is reached"
+    learn, chk = learner(), Check()
+    learn.fit(2, 1e-2, cbs=[GradientAccumulation(n_acc=256), SparsifyCallback(50, 'filter', 'local', 'large_final', 'agp'), chk])
     assert conv_filters_zero(learn.model) == [8, 16, 16] and no_buffers(learn.model)
+    assert 0 < chk.checked < 3 * 2 * len(learn.dls.train)  # fewer optimizer steps than batches
+
+def test_save_model_callback_reloads_then_sparsify_finishes(tmp_path):
+    "SaveModelCallback reloads the best (maybe less sparse) epoch in its after_fit; the final target still holds"
+    learn = learner(path=tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        learn.fit(4, 1e-2, cbs=[SaveModelCallback(monitor='valid_loss', fname='best'), SparsifyCallback(50, 'filter', 'local', 'large_final', 'agp')])
     assert (tmp_path/'models'/'best.pth').exists()
+    assert conv_filters_zero(learn.model) == [8, 16, 16] and no_buffers(learn.model)
+    learn.load('best')  # the checkpoint holds the masks as buffers: loading into the clean model must not fail
+    assert no_buffers(learn.model)
+
+def test_early_stopping_callback():
+    learn = learner()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        learn.fit(6, 1e-1, cbs=[EarlyStoppingCallback(monitor='valid_loss', patience=0), SparsifyCallback(50, 'filter', 'local', 'large_final', 'lin')])
+    assert conv_filters_zero(learn.model) == [8, 16, 16] and no_buffers(learn.model)
+
+def test_torchvision_resnet():
+    "A residual net from torchvision (random init): BatchNorms found by fx, channels zeroed exactly"
+    from torchvision.models import resnet18
+    model = resnet18(weights=None, num_classes=10)
+    model.conv1 = nn.Conv2d(1, 64, 3, padding=1, bias=False)
+    learn = learner(model)
+    learn.fit(1, 1e-3, cbs=SparsifyCallback(30, 'filter', 'local', 'large_final', 'one_shot'))
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d): assert int((m.weight.flatten(1).abs().sum(1) == 0).sum()) == round(m.out_channels * .3), name
+    dead = model.layer1[0].conv1.weight.flatten(1).abs().sum(1) == 0
+    assert (model.layer1[0].bn1.weight[dead] == 0).all() and (model.layer1[0].bn1.bias[dead] == 0).all()
+
+def test_fastai_tabular_model():
+    import numpy as np, pandas as pd
+    from fastai.tabular.all import TabularDataLoaders, tabular_learner, Categorify, Normalize, CategoryBlock
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({'a': rng.choice(['x', 'y', 'z'], 400), 'b': rng.normal(size=400), 'c': rng.normal(size=400)})
+    df['y'] = ((df.b + df.c) > 0).astype(int)
+    dls = TabularDataLoaders.from_df(df, cat_names=['a'], cont_names=['b', 'c'], y_names='y', procs=[Categorify, Normalize],
+                                     y_block=CategoryBlock(), bs=64, valid_idx=list(range(320, 400)))
+    learn = tabular_learner(dls, layers=[32, 16])
+    learn.fit(2, cbs=SparsifyCallback(50, 'row', 'local', 'large_final', 'agp', layer_type=nn.Linear))
+    lins = [m for m in learn.model.modules() if isinstance(m, nn.Linear)]
+    assert [int((m.weight.abs().sum(1) == 0).sum()) for m in lins] == [16, 8, 1]
+    assert no_buffers(learn.model)
 
 def test_early_stop_applies_the_final_target_with_a_warning():
     class StopAfterOne(Callback):
