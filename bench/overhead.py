@@ -12,14 +12,8 @@ from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.learner import Learner
 from fastai.torch_core import set_seed
-from fasterai_lite.data import digits_dls
+from fasterai_lite.data import digits_dls, digits_cnn
 import fasterai_lite.sparse as lite
-
-def cnn():
-    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-                         nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
 
 def mlp(): return nn.Sequential(*[l for _ in range(4) for l in (nn.Linear(2048, 2048), nn.ReLU())][:-1])
 
@@ -29,7 +23,7 @@ def random_dls(n_batches=40, bs=32):
     return DataLoaders(DataLoader(TensorDataset(x, y), bs=bs, shuffle=True), DataLoader(TensorDataset(x[:64], y[:64]), bs=64))
 
 SETUPS = {
-    'cnn': dict(model=cnn, dls=digits_dls, epochs=10, args=(50, 'filter', 'global'), layer_type=nn.Conv2d),
+    'cnn': dict(model=digits_cnn, dls=digits_dls, epochs=10, args=(50, 'filter', 'global'), layer_type=nn.Conv2d),
     'mlp': dict(model=mlp, dls=random_dls, epochs=8, args=(80, 'weight', 'global'), layer_type=nn.Linear),
 }
 

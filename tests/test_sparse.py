@@ -10,13 +10,7 @@ from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
 from fasterai_lite.core.all import *
 from fasterai_lite.sparse import *
-from fasterai_lite.data import digits_dls
-
-def cnn():
-    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-                         nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+from fasterai_lite.data import digits_dls, digits_cnn as cnn
 
 def learner(model=None, flat=False, path=None, **kw):
     set_seed(0)
