@@ -1,5 +1,6 @@
 """Training overhead of SparsifyCallback: a plain fit and a fit with the callback, same model, data and seed,
-interleaved (the order alternates every repeat) and repeated; prints the median of the paired time ratios.
+interleaved (the order alternates every repeat) and repeated; prints the median of the paired time ratios, for wall
+time and for the process's CPU time (steadier when other work on the machine takes the CPU away).
 
 - CNN: a small CNN on scikit-learn's digits, filter granularity, global, 50%.
 - MLP: 4 x nn.Linear(2048, 2048), batch 32, random data, weight granularity, global, 80%.
@@ -27,12 +28,15 @@ SETUPS = {
     'mlp': dict(model=mlp, dls=random_dls, epochs=8, args=(80, 'weight', 'global'), layer_type=nn.Linear),
 }
 
-def timed_fit(setup, cb_factory=None) -> float:
+def timed_fit(setup, cb_factory=None) -> tuple[float, float]:
+    "Wall and CPU seconds of one fit"
     set_seed(0)
     learn = Learner(setup['dls'](), setup['model'](), loss_func=nn.CrossEntropyLoss())
     cbs = [] if cb_factory is None else [cb_factory()]
     with learn.no_bar(), learn.no_logging(), contextlib.redirect_stdout(io.StringIO()):  # no per-fit report
-        t = time.perf_counter(); learn.fit(setup['epochs'], 1e-3, cbs=cbs); return time.perf_counter() - t
+        t, c = time.perf_counter(), time.process_time()
+        learn.fit(setup['epochs'], 1e-3, cbs=cbs)
+        return time.perf_counter() - t, time.process_time() - c
 
 def factories(setup, crit):
     s, g, c = setup['args']
@@ -53,12 +57,14 @@ if __name__ == '__main__':
         for crit in ('large_final', 'updating_movement'):
             facs = factories(setup, crit)
             timed_fit(setup); [timed_fit(setup, f) for f in facs.values()]  # warm-up
-            ratios, plain = {k: [] for k in facs}, []
+            wall, cpu, plain = {k: [] for k in facs}, {k: [] for k in facs}, []
             for r in range(a.repeats):
                 for k, f in facs.items():
-                    pair = [None, f] if r % 2 == 0 else [f, None]
-                    ts = [timed_fit(setup, x) for x in pair]
-                    t_plain, t_cb = (ts[0], ts[1]) if r % 2 == 0 else (ts[1], ts[0])
-                    ratios[k].append(t_cb / t_plain); plain.append(t_plain)
-            for k, rs in ratios.items():
-                print(f"{name:4} {crit:18} {k:14} ratio {statistics.median(rs):.3f}  (plain fit median {statistics.median(plain):.2f}s; ratios {' '.join(f'{x:.3f}' for x in rs)})")
+                    first, second = (None, f) if r % 2 == 0 else (f, None)
+                    ta, tb = timed_fit(setup, first), timed_fit(setup, second)
+                    (p, c) = (ta, tb) if r % 2 == 0 else (tb, ta)
+                    wall[k].append(c[0] / p[0]); cpu[k].append(c[1] / p[1]); plain.append(p[0])
+            for k in facs:
+                print(f"{name:4} {crit:18} {k:14} wall ratio {statistics.median(wall[k]):.3f}  cpu ratio {statistics.median(cpu[k]):.3f}"
+                      f"  (plain fit median {statistics.median(plain):.2f}s; wall ratios {' '.join(f'{x:.2f}' for x in wall[k])};"
+                      f" cpu ratios {' '.join(f'{x:.2f}' for x in cpu[k])})", flush=True)

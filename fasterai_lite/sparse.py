@@ -186,7 +186,7 @@ def _check_round_to(r):
     if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 1):
         raise ValueError(f"round_to must be a positive int or None, got {r!r}")
 
-# %% ../nbs/03_sparse.ipynb #ab67ac0c
+# %% ../nbs/03_sparse.ipynb #bdd426ae
 class Sparsifier:
     "Masks the least important units of the chosen layers of a model"
     def __init__(self,
@@ -212,7 +212,7 @@ class Sparsifier:
         store_attr('model,granularity,context,criteria,nm,layers,dims,keep_init')
         self.channel_dims = {n: self._channel_dim(n) for n in layers}
         self.norms = self._channel_norms(model, example_inputs)
-        self.n_pruned = {n: 0 for n in layers}  # units pruned in each layer by the last sparsify call
+        self.n_pruned, self.units, self._applied = {n: 0 for n in layers}, {}, None  # pruned by the last call; units per layer
         for m in layers.values():
             criteria.prepare(m)
             if keep_init and getattr(m, '_init_weights', None) is None: m.register_buffer('_init_weights', m.weight.detach().clone(), persistent=False)
@@ -279,11 +279,14 @@ def _check_name(self:Sparsifier, name):
     raise ValueError(f"The model has no layer {name!r} to sparsify" + (f"; close matches: {close}" if close else
                      f"; its layers are {list(self.layers)[:20]}"))
 
-# %% ../nbs/03_sparse.ipynb #9735a1b2
+# %% ../nbs/03_sparse.ipynb #a1ec4a1c
 @patch
 def _n_units(self:Sparsifier, name:str) -> int:
-    m, dims = self.layers[name], self.dims[name]
-    return math.prod(1 if i in dims else s for i, s in enumerate(m.weight.shape))
+    "Units of layer `name` at the granularity (cached: the plan is consulted on every batch)"
+    if name not in self.units:
+        m, dims = self.layers[name], self.dims[name]
+        self.units[name] = math.prod(1 if i in dims else s for i, s in enumerate(m.weight.shape))
+    return self.units[name]
 
 def _kept_multiple(kept:int, n:int, r:int|None) -> int:
     "`kept` rounded to a multiple of `r` (at least `r` if anything is kept), at most `n`"
@@ -360,7 +363,7 @@ def sparsify_layer(self:Sparsifier,
         self._set_mask(name, select_lowest([s], k, [getattr(self.layers[name], '_mask', None)])[0])
     self.apply_masks()
 
-# %% ../nbs/03_sparse.ipynb #b591b400
+# %% ../nbs/03_sparse.ipynb #9b8178c9
 @patch
 def _set_mask(self:Sparsifier, name:str, mask:Tensor|None):
     "Store `mask` (True = kept) on layer `name`, or remove it; record how many units it prunes"
@@ -368,25 +371,39 @@ def _set_mask(self:Sparsifier, name:str, mask:Tensor|None):
     old = getattr(m, '_mask', None)
     if mask is None:
         if old is not None: del m._mask
-        self.n_pruned[name] = 0
+        self.n_pruned[name], self._applied = 0, None
         return
     if old is None or old.shape != mask.shape: m.register_buffer('_mask', mask, persistent=False)
     elif old is not mask: old.copy_(mask)
     self.n_pruned[name] = int(mask.numel() - torch.count_nonzero(mask))
+    self._applied = None  # what apply_masks zeroes has changed
+
+@patch
+def _mask_plan(self:Sparsifier) -> tuple[list, list, list]:
+    "What `apply_masks` zeroes: big (tensor, bool mask) pairs, and small tensors with float masks for one fused multiply"
+    big, small_t, small_m = [], [], []
+    for name, m in self.layers.items():
+        mask = getattr(m, '_mask', None)
+        if mask is None or not self.n_pruned[name]: continue
+        if mask.numel() < m.weight.numel():  # a reduced (structured) mask: a float copy costs next to nothing
+            small_t.append(m.weight); small_m.append(mask.to(m.weight.dtype))
+        else: big.append((m.weight, mask))
+        if self.channel_dims[name] is None: continue
+        keep = mask.reshape(-1).to(m.weight.dtype)
+        for t in [getattr(m, 'bias', None)] + [p for bn in self.norms.get(name, []) for p in (bn.weight, bn.bias)]:
+            if t is not None: small_t.append(t); small_m.append(keep)
+    return big, small_t, small_m
 
 @patch
 @torch.no_grad()
 def apply_masks(self:Sparsifier) -> None:
     "Zero the masked weights, and for whole pruned channels their bias and BatchNorm affine parameters"
-    for name, m in self.layers.items():
-        mask = getattr(m, '_mask', None)
-        if mask is None or not self.n_pruned[name]: continue
-        mask_(m.weight, mask)
-        if self.channel_dims[name] is None: continue
-        keep = mask.reshape(-1)
-        if getattr(m, 'bias', None) is not None: m.bias.mul_(keep)
-        for bn in self.norms.get(name, []):
-            if bn.weight is not None: bn.weight.mul_(keep); bn.bias.mul_(keep)
+    masks = [getattr(m, '_mask', None) for m in self.layers.values()]
+    if getattr(self, '_applied', None) is None or any(a is not b for a, b in zip(self._applied[0], masks)):
+        self._applied = (masks, self._mask_plan())  # rebuilt when masks change or move (e.g. to another device)
+    big, small_t, small_m = self._applied[1]
+    for w, mask in big: mask_(w, mask)
+    if small_t: torch._foreach_mul_(small_t, small_m)
 
 # %% ../nbs/03_sparse.ipynb #2761f446
 @patch
@@ -485,7 +502,7 @@ class SparsifyCallback(Callback):
         "The sparsity the schedule ends at"
         return _scaled(self.sparsity, self.schedule.progress(1.))
 
-# %% ../nbs/03_sparse.ipynb #bc4e83ad
+# %% ../nbs/03_sparse.ipynb #9918edd9
 class _SparsifyEnd(Callback):
     "Runs `SparsifyCallback.finish` after every callback that may reload weights at the end of fit"
     order = 70
@@ -511,7 +528,7 @@ def before_fit(self:SparsifyCallback):
     self.every = ifnone(self.update_every, max(1, self.n_iter_total // 16))
     self.final_plan = self.sparsifier.plan(self.final_target, self.round_to)
     self.last_plan = self.sparsifier.plan(_scaled(self.sparsity, 0.), self.round_to)  # the model starts without masks
-    self.last_event, self.n_tickets = -self.every, 0
+    self.last_event, self.n_tickets, self.last_progress = -self.every, 0, None
     self.metric = ValueMetric(self.sparsifier.sparsity, 'sparsity')
     self.learn.metrics = self.learn.metrics + [self.metric]
     self.end_cb = _SparsifyEnd(self)
@@ -543,18 +560,21 @@ def after_step(self:SparsifyCallback):
     "Keep the masked weights at exactly 0"
     self.sparsifier.apply_masks()
 
-# %% ../nbs/03_sparse.ipynb #b41215cf
+# %% ../nbs/03_sparse.ipynb #a3e41b78
 @patch
 def _step_schedule(self:SparsifyCallback):
     "Sparsify to the schedule's target at the end of this batch, if its plan moved and the cadence allows"
     pct = min(1., self.pct_train + 1 / self.n_iter_total)
-    target = _scaled(self.sparsity, self.schedule.progress(pct))
+    progress = self.schedule.progress(pct)
+    if progress == self.last_progress: return  # before the schedule starts, after it ends, between steps
+    target = _scaled(self.sparsity, progress)
     plan = self.sparsifier.plan(target, self.round_to)
-    if plan == self.last_plan: return
-    if self.iter_total() - self.last_event < self.every and plan != self.final_plan: return
-    self.sparsifier.sparsify_model(target, self.round_to)
-    self.last_plan, self.last_event = plan, self.iter_total()
-    if self.lth: self._rewind(); self._save_ticket()
+    if plan != self.last_plan:
+        if self.iter_total() - self.last_event < self.every and plan != self.final_plan: return  # too soon: retry next batch
+        self.sparsifier.sparsify_model(target, self.round_to)
+        self.last_plan, self.last_event = plan, self.iter_total()
+        if self.lth: self._rewind(); self._save_ticket()
+    self.last_progress = progress
 
 @patch
 def iter_total(self:SparsifyCallback) -> int:

@@ -242,3 +242,17 @@ def test_schedule_instances_are_reusable_across_fits():
         learn = learner()
         learn.fit(2, cbs=cb)
         assert conv_filters_zero(learn.model) == [8, 16, 16]
+
+def test_deferred_event_is_retried_on_a_plateau():
+    "A step of the schedule that comes too soon after the last re-masking is applied later, not dropped"
+    class Levels(Callback):
+        order = 90
+        def before_fit(self): self.seen = []
+        def after_batch(self):
+            if self.training: self.seen.append(self.learn.sparsify.sparsifier.n_pruned['0'])
+    learn, spy = learner(), Levels()
+    n = 3 * len(learn.dls.train)
+    sched = Schedule(partial(sched_iterative, n_steps=3))  # a third at once, the next at 1/3, the last at 2/3
+    learn.fit(3, cbs=[SparsifyCallback(60, 'filter', 'local', 'large_final', sched, update_every=n // 2), spy])
+    assert sorted(set(spy.seen)) == [3, 6, 10]                      # 20%, 40%, 60% of 16 filters
+    assert spy.seen.index(6) - spy.seen.index(3) == n // 2          # the middle step waited for the cadence
