@@ -47,6 +47,25 @@ def factories(setup, crit):
     except Exception: pass
     return out
 
+def handler_seconds(setup, cb_factory, repeats=3) -> tuple[float, dict]:
+    "Median seconds spent inside the callbacks' own event handlers during one fit (robust to machine noise)"
+    from fasterai_lite.sparse import SparsifyCallback, _SparsifyEnd
+    spent, originals = {}, []
+    def wrap(cls, name):
+        f = getattr(cls, name); originals.append((cls, name, f))
+        def timed(self, *a, **k):
+            t = time.perf_counter(); r = f(self, *a, **k); spent[name] = spent.get(name, 0.) + time.perf_counter() - t; return r
+        setattr(cls, name, timed)
+    for n in ('before_fit', 'before_epoch', 'before_batch', 'after_backward', 'after_step'): wrap(SparsifyCallback, n)
+    wrap(_SparsifyEnd, 'after_fit')
+    try:
+        totals, last = [], {}
+        for _ in range(repeats):
+            spent.clear(); timed_fit(setup, cb_factory); totals.append(sum(spent.values())); last = dict(spent)
+        return statistics.median(totals), last
+    finally:
+        for cls, name, f in originals: setattr(cls, name, f)
+
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(); ap.add_argument('--repeats', type=int, default=5); ap.add_argument('--only')
     a = ap.parse_args()
@@ -68,3 +87,6 @@ if __name__ == '__main__':
                 print(f"{name:4} {crit:18} {k:14} wall ratio {statistics.median(wall[k]):.3f}  cpu ratio {statistics.median(cpu[k]):.3f}"
                       f"  (plain fit median {statistics.median(plain):.2f}s; wall ratios {' '.join(f'{x:.2f}' for x in wall[k])};"
                       f" cpu ratios {' '.join(f'{x:.2f}' for x in cpu[k])})", flush=True)
+            secs, parts = handler_seconds(setup, facs['fasterai_lite'])
+            print(f"{name:4} {crit:18} fasterai_lite time inside its handlers: {secs:.3f}s = {secs / statistics.median(plain):.1%} of the plain fit"
+                  f"  ({' '.join(f'{k} {v * 1000:.0f}ms' for k, v in parts.items())})", flush=True)

@@ -70,8 +70,8 @@ def _pick(ns, v, what:str):
     if isinstance(v, str) and v in _methods(ns): return getattr(ns, v)
     raise ValueError(f"Unknown {what} {v!r}: allowed are {_methods(ns)}, or a callable")
 
-# %% ../../nbs/01_core.criteria.ipynb #2dd3a294
-CHUNK = 1 << 22  # elements per piece when a large elementwise pass is split up
+# %% ../../nbs/01_core.criteria.ipynb #efa397de
+CHUNK = 1 << 20  # elements per piece when a large elementwise pass is split up
 
 def chunks(t:Tensor) -> tuple[Tensor, ...]:
     "Flat views of contiguous `t`, in pieces of at most `CHUNK` elements"
