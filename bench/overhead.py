@@ -6,7 +6,7 @@ time and for the process's CPU time (steadier when other work on the machine tak
 - MLP: 4 x nn.Linear(2048, 2048), batch 32, random data, weight granularity, global, 80%.
 Each with large_final + agp and updating_movement + agp, default settings. If fasterai is importable, its
 SparsifyCallback runs in the same loop. Usage: python bench/overhead.py [--repeats 5] [--only cnn|mlp]"""
-import argparse, contextlib, io, statistics, time, importlib
+import argparse, contextlib, gc, io, statistics, time, importlib
 import torch, torch.nn as nn
 from torch.utils.data import TensorDataset
 from fastai.data.core import DataLoaders
@@ -36,7 +36,9 @@ def timed_fit(setup, cb_factory=None) -> tuple[float, float]:
     with learn.no_bar(), learn.no_logging(), contextlib.redirect_stdout(io.StringIO()):  # no per-fit report
         t, c = time.perf_counter(), time.process_time()
         learn.fit(setup['epochs'], 1e-3, cbs=cbs)
-        return time.perf_counter() - t, time.process_time() - c
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+    del learn; gc.collect()  # a Learner sits in reference cycles: free each fit's model now, outside the timing
+    return wall, cpu
 
 def factories(setup, crit):
     s, g, c = setup['args']

@@ -451,7 +451,7 @@ def remove(self:Sparsifier) -> None:
         for b in ('_mask', '_init_weights', '_old_weights'):
             if b in m._buffers: del m._buffers[b]
 
-# %% ../nbs/03_sparse.ipynb #a72c290f
+# %% ../nbs/03_sparse.ipynb #3b0a804f
 def _scaled(sparsity, f:float):
     "`sparsity` (a percentage or a dict of them) times `f`"
     return {k: v * f for k, v in sparsity.items()} if isinstance(sparsity, dict) else sparsity * f
@@ -464,7 +464,7 @@ def _known_granularity(g) -> str:
 
 class SparsifyCallback(Callback):
     "Sparsify a model during training, growing its sparsity along `schedule`"
-    order = 40  # before Recorder (50), so that the sparsity column is declared in time; the end runs at order 70
+    order, run_valid = 40, False  # before Recorder (50), to declare the sparsity column in time (the end runs at 70); validation never changes masks
     def __init__(self,
         sparsity:float|dict,             # Target percentage in [0, 100], or {layer name: percentage}
         granularity:str,                 # Unit that is pruned, see `allowed_granularities`
@@ -502,10 +502,10 @@ class SparsifyCallback(Callback):
         "The sparsity the schedule ends at"
         return _scaled(self.sparsity, self.schedule.progress(1.))
 
-# %% ../nbs/03_sparse.ipynb #9918edd9
+# %% ../nbs/03_sparse.ipynb #5a2e3411
 class _SparsifyEnd(Callback):
     "Runs `SparsifyCallback.finish` after every callback that may reload weights at the end of fit"
-    order = 70
+    order, run_train, run_valid = 70, False, False  # only after_fit: fastai then skips it cheaply on every batch
     def __init__(self, owner:SparsifyCallback): self.owner = owner
     def after_fit(self): self.owner.finish()
 
