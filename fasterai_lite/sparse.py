@@ -186,7 +186,7 @@ def _check_round_to(r):
     if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 1):
         raise ValueError(f"round_to must be a positive int or None, got {r!r}")
 
-# %% ../nbs/03_sparse.ipynb #bdd426ae
+# %% ../nbs/03_sparse.ipynb #73d9127d
 class Sparsifier:
     "Masks the least important units of the chosen layers of a model"
     def __init__(self,
@@ -212,7 +212,8 @@ class Sparsifier:
         store_attr('model,granularity,context,criteria,nm,layers,dims,keep_init')
         self.channel_dims = {n: self._channel_dim(n) for n in layers}
         self.norms = self._channel_norms(model, example_inputs)
-        self.n_pruned, self.units, self._applied = {n: 0 for n in layers}, {}, None  # pruned by the last call; units per layer
+        self.units = {n: math.prod(1 if i in dims[n] else s for i, s in enumerate(m.weight.shape)) for n, m in layers.items()}
+        self.n_pruned, self._applied = {n: 0 for n in layers}, None  # units pruned by the last sparsify call
         for m in layers.values():
             criteria.prepare(m)
             if keep_init and getattr(m, '_init_weights', None) is None: m.register_buffer('_init_weights', m.weight.detach().clone(), persistent=False)
@@ -279,15 +280,7 @@ def _check_name(self:Sparsifier, name):
     raise ValueError(f"The model has no layer {name!r} to sparsify" + (f"; close matches: {close}" if close else
                      f"; its layers are {list(self.layers)[:20]}"))
 
-# %% ../nbs/03_sparse.ipynb #a1ec4a1c
-@patch
-def _n_units(self:Sparsifier, name:str) -> int:
-    "Units of layer `name` at the granularity (cached: the plan is consulted on every batch)"
-    if name not in self.units:
-        m, dims = self.layers[name], self.dims[name]
-        self.units[name] = math.prod(1 if i in dims else s for i, s in enumerate(m.weight.shape))
-    return self.units[name]
-
+# %% ../nbs/03_sparse.ipynb #a92f78d4
 def _kept_multiple(kept:int, n:int, r:int|None) -> int:
     "`kept` rounded to a multiple of `r` (at least `r` if anything is kept), at most `n`"
     if r is None or kept == 0: return kept
@@ -302,7 +295,7 @@ def plan(self:Sparsifier,
     _check_round_to(round_to)
     out = {}
     for names, pct in self._targets(sparsity):
-        u = sum(self._n_units(n) for n in names)
+        u = sum(self.units[n] for n in names)
         k = round(u * pct / 100)
         out[tuple(names)] = u - _kept_multiple(u - k, u, round_to) if len(names) == 1 else k
     return out
