@@ -11,9 +11,13 @@ HEADER = "<!-- Generated from nbs/index.ipynb by .ci/readme.py: edit the noteboo
 
 def _text(v): return ''.join(v) if isinstance(v, list) else v
 
+def _terminal(text):
+    "`text` as a terminal shows it: each line keeps what follows its last carriage return (progress bars redraw that way)"
+    return '\n'.join(line.rsplit('\r', 1)[-1].rstrip() for line in text.split('\n'))
+
 def _output(o):
     "Text of one output, or None for outputs a README cannot show"
-    if o.get('output_type') == 'stream': return _text(o['text'])
+    if o.get('output_type') == 'stream': return _terminal(_text(o['text']))
     data = o.get('data', {})
     return _text(data['text/plain']) if 'text/plain' in data and 'image/png' not in data else None
 
