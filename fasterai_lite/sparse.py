@@ -158,14 +158,24 @@ def following_norms(
         if layer is not None: out.setdefault(layer, []).append(norm)
     return out
 
-# %% ../nbs/03_sparse.ipynb #88617711
+# %% ../nbs/03_sparse.ipynb #784bef66
 _CONTEXTS = ('local', 'global')
 
-def _check_pct(v, what:str='sparsity') -> float:
-    "`v` as a float, if it is a percentage in [0, 100]"
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not 0 <= v <= 100:  # NaN fails too
-        raise ValueError(f"{what} must be a percentage in [0, 100], got {v!r}")
-    return float(v)
+def _check_pct(v, what:str='sparsity') -> float: return check_range(v, what, 0, 100, 'a percentage')
+
+def _check_context(c) -> str:
+    if c not in _CONTEXTS: raise ValueError(f"Unknown context {c!r}: allowed are {list(_CONTEXTS)}")
+    return c
+
+def _check_int(v, what:str, minimum:int=1, none_ok:bool=True):
+    "Raise unless `v` is an int >= `minimum` (or None, if `none_ok`)"
+    if v is None and none_ok: return
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise ValueError(f"{what} must be a {'positive' if minimum == 1 else 'non-negative'} int{' or None' if none_ok else ''}, got {v!r}")
+
+def _n_zeros(t:Tensor) -> int:
+    "How many elements of `t` are zero (False, for a mask)"
+    return int(t.numel() - torch.count_nonzero(t))
 
 def _as_types(layer_type) -> tuple[type, ...]:
     "`layer_type` as a tuple of nn.Module subclasses"
@@ -182,11 +192,7 @@ def _as_nm(nm) -> tuple[int, int]|None:
         return tuple(nm)
     raise ValueError(f"nm must be False, True (2:4) or a pair (N, M) with 0 < N < M, got {nm!r}")
 
-def _check_round_to(r):
-    if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 1):
-        raise ValueError(f"round_to must be a positive int or None, got {r!r}")
-
-# %% ../nbs/03_sparse.ipynb #73d9127d
+# %% ../nbs/03_sparse.ipynb #c45c56b1
 class Sparsifier:
     "Masks the least important units of the chosen layers of a model"
     def __init__(self,
@@ -199,7 +205,7 @@ class Sparsifier:
         example_inputs=None,                 # Model input(s), only needed to find BatchNorms when torch.fx can't trace
         keep_init:bool=False,                # Keep a copy of the weights as they are now (for lottery-ticket rewinding)
     ):
-        if context not in _CONTEXTS: raise ValueError(f"Unknown context {context!r}: allowed are {list(_CONTEXTS)}")
+        _check_context(context)
         criteria, types, nm = as_criteria(criteria), _as_types(layer_type), _as_nm(nm)
         if not isinstance(granularity, str): raise TypeError(f"granularity must be a name, got {granularity!r}")
         layers = {n: m for n, m in model.named_modules() if isinstance(m, types) and isinstance(getattr(m, 'weight', None), Tensor)}
@@ -280,7 +286,7 @@ def _check_name(self:Sparsifier, name):
     raise ValueError(f"The model has no layer {name!r} to sparsify" + (f"; close matches: {close}" if close else
                      f"; its layers are {list(self.layers)[:20]}"))
 
-# %% ../nbs/03_sparse.ipynb #a92f78d4
+# %% ../nbs/03_sparse.ipynb #39bbb4d4
 def _kept_multiple(kept:int, n:int, r:int|None) -> int:
     "`kept` rounded to a multiple of `r` (at least `r` if anything is kept), at most `n`"
     if r is None or kept == 0: return kept
@@ -292,7 +298,7 @@ def plan(self:Sparsifier,
     round_to:int|None=None,   # Keep a multiple of this many units in each layer (local groups)
 ) -> dict[tuple[str, ...], int]:
     "Units to prune in each selection group (a tuple of layer names) to reach `sparsity`; cheap, touches nothing"
-    _check_round_to(round_to)
+    _check_int(round_to, 'round_to')
     out = {}
     for names, pct in self._targets(sparsity):
         u = sum(self.units[n] for n in names)
@@ -303,10 +309,10 @@ def plan(self:Sparsifier,
 @patch
 def pruned(self:Sparsifier, groups) -> dict[tuple[str, ...], int]:
     "Units currently masked in each group of layer names, counted from the masks on the model"
-    count = lambda n: 0 if getattr(self.layers[n], '_mask', None) is None else int(self.layers[n]._mask.numel() - torch.count_nonzero(self.layers[n]._mask))
-    return {g: sum(count(n) for n in g) for g in groups}
+    masks = {n: getattr(m, '_mask', None) for n, m in self.layers.items()}
+    return {g: sum(0 if masks[n] is None else _n_zeros(masks[n]) for n in g) for g in groups}
 
-# %% ../nbs/03_sparse.ipynb #ba468029
+# %% ../nbs/03_sparse.ipynb #91c86f6a
 @patch
 @torch.no_grad()
 def _scores(self:Sparsifier, names:list[str]) -> list[Tensor]:
@@ -348,7 +354,6 @@ def sparsify_layer(self:Sparsifier,
     "Mask the least important units of one layer; the other layers keep their masks"
     name = m if isinstance(m, str) else next((n for n, l in self.layers.items() if l is m), None)
     if name is None: raise ValueError(f"{type(m).__name__} is not one of the layers this Sparsifier sparsifies")
-    self._check_name(name)
     k = self.plan({name: sparsity}, round_to)[(name,)]
     if self.nm: self._sparsify_nm([name], k > 0)
     else:
@@ -356,7 +361,7 @@ def sparsify_layer(self:Sparsifier,
         self._set_mask(name, select_lowest([s], k, [getattr(self.layers[name], '_mask', None)])[0])
     self.apply_masks()
 
-# %% ../nbs/03_sparse.ipynb #9b8178c9
+# %% ../nbs/03_sparse.ipynb #a5a3408c
 @patch
 def _set_mask(self:Sparsifier, name:str, mask:Tensor|None):
     "Store `mask` (True = kept) on layer `name`, or remove it; record how many units it prunes"
@@ -368,7 +373,7 @@ def _set_mask(self:Sparsifier, name:str, mask:Tensor|None):
         return
     if old is None or old.shape != mask.shape: m.register_buffer('_mask', mask, persistent=False)
     elif old is not mask: old.copy_(mask)
-    self.n_pruned[name] = int(mask.numel() - torch.count_nonzero(mask))
+    self.n_pruned[name] = _n_zeros(mask)
     self._applied = None  # what apply_masks zeroes has changed
 
 @patch
@@ -392,7 +397,7 @@ def _mask_plan(self:Sparsifier) -> tuple[list, list, list]:
 def apply_masks(self:Sparsifier) -> None:
     "Zero the masked weights, and for whole pruned channels their bias and BatchNorm affine parameters"
     masks = [getattr(m, '_mask', None) for m in self.layers.values()]
-    if getattr(self, '_applied', None) is None or any(a is not b for a, b in zip(self._applied[0], masks)):
+    if self._applied is None or any(a is not b for a, b in zip(self._applied[0], masks)):
         self._applied = (masks, self._mask_plan())  # rebuilt when masks change or move (e.g. to another device)
     big, small_t, small_m = self._applied[1]
     for w, mask in big: mask_(w, mask)
@@ -414,13 +419,13 @@ def _sparsify_nm(self:Sparsifier, names, on:bool):
         keep.scatter_(1, groups.topk(N, dim=1, sorted=False).indices, True)
         self._set_mask(n, keep.reshape(g.shape).movedim(-1, 1).contiguous())
 
-# %% ../nbs/03_sparse.ipynb #faff34cb
+# %% ../nbs/03_sparse.ipynb #42a2bd51
 @patch
 def sparsity_report(self:Sparsifier) -> pd.DataFrame:
     "One row per sparsified layer: its name, type, weight count, zero weights and sparsity (%)"
     rows = []
     for n, m in self.layers.items():
-        p, z = m.weight.numel(), int(m.weight.numel() - torch.count_nonzero(m.weight))
+        p, z = m.weight.numel(), _n_zeros(m.weight)
         rows.append(dict(layer=n, type=type(m).__name__, params=p, zeros=z, sparsity=round(100 * z / p, 2)))
     return pd.DataFrame(rows)
 
@@ -428,7 +433,7 @@ def sparsity_report(self:Sparsifier) -> pd.DataFrame:
 def sparsity(self:Sparsifier) -> float:
     "Percentage of zero weights over all sparsified layers"
     p = sum(m.weight.numel() for m in self.layers.values())
-    return 100 * sum(int(m.weight.numel() - torch.count_nonzero(m.weight)) for m in self.layers.values()) / p
+    return 100 * sum(_n_zeros(m.weight) for m in self.layers.values()) / p
 
 @patch
 def print_sparsity(self:Sparsifier) -> None:
@@ -444,7 +449,7 @@ def remove(self:Sparsifier) -> None:
         for b in ('_mask', '_init_weights', '_old_weights'):
             if b in m._buffers: del m._buffers[b]
 
-# %% ../nbs/03_sparse.ipynb #3b0a804f
+# %% ../nbs/03_sparse.ipynb #01c2a900
 def _scaled(sparsity, f:float):
     "`sparsity` (a percentage or a dict of them) times `f`"
     return {k: v * f for k, v in sparsity.items()} if isinstance(sparsity, dict) else sparsity * f
@@ -478,15 +483,13 @@ class SparsifyCallback(Callback):
             if not sparsity: raise ValueError("sparsity is an empty dict: name at least one layer")
             for k, v in sparsity.items(): _check_pct(v, f"sparsity of {k!r}")
         else: _check_pct(sparsity)
-        if context not in _CONTEXTS: raise ValueError(f"Unknown context {context!r}: allowed are {list(_CONTEXTS)}")
+        _check_context(context)
         criteria, schedule = as_criteria(criteria), as_schedule(schedule)
-        _known_granularity(granularity); _as_types(layer_type); _check_round_to(round_to)
+        _known_granularity(granularity); _as_types(layer_type); _check_int(round_to, 'round_to')
         N_M = _as_nm(nm)
         if N_M and not isinstance(sparsity, dict) and sparsity not in (0, 100 * (N_M[1] - N_M[0]) / N_M[1]):
             raise ValueError(f"N:M sparsity {N_M[0]}:{N_M[1]} prunes exactly {100 * (N_M[1] - N_M[0]) / N_M[1]:g}%, got sparsity={sparsity!r}")
-        for k, v in (('rewind_epoch', rewind_epoch), ('update_every', update_every)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < (0 if k == 'rewind_epoch' else 1)):
-                raise ValueError(f"{k} must be {'a non-negative' if k == 'rewind_epoch' else 'a positive'} int, got {v!r}")
+        _check_int(rewind_epoch, 'rewind_epoch', minimum=0, none_ok=False); _check_int(update_every, 'update_every')
         store_attr()
         self.sparsifier, self.report = None, None
 
@@ -553,7 +556,7 @@ def after_step(self:SparsifyCallback):
     "Keep the masked weights at exactly 0"
     self.sparsifier.apply_masks()
 
-# %% ../nbs/03_sparse.ipynb #a3e41b78
+# %% ../nbs/03_sparse.ipynb #12224b3e
 @patch
 def _step_schedule(self:SparsifyCallback):
     "Sparsify to the schedule's target at the end of this batch, if its plan moved and the cadence allows"
@@ -594,8 +597,7 @@ def finish(self:SparsifyCallback):
     "Make the final target hold, report, and take the masks and reference weights off the model"
     sp = self.sparsifier
     try:
-        plan = sp.plan(self.final_target, self.round_to)
-        if sp.pruned(plan) != plan:  # stopped early, or weights were reloaded by another callback
+        if sp.pruned(self.final_plan) != self.final_plan:  # stopped early, or weights were reloaded by another callback
             before = sp.sparsity()
             sp.sparsify_model(self.final_target, self.round_to)
             warnings.warn(f"SparsifyCallback: the model ended the fit at {before:.2f}% sparsity (training stopped early, "

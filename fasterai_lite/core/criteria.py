@@ -143,14 +143,17 @@ def reference(self:Criteria, m:nn.Module) -> Tensor:
                            f"(Sparsifier and SparsifyCallback do this for you).")
     return ref
 
-# %% ../../nbs/01_core.criteria.ipynb #664ab3e8
+# %% ../../nbs/01_core.criteria.ipynb #594ce2e9
 @patch
 @torch.no_grad()
 def transform(self:Criteria, m:nn.Module) -> Tensor:
     "Elementwise scores of `m`'s weights (step 1), in a float32 tensor the caller owns"
     wf = self.f(m.weight)
     ref = None if self.ref_attr is None else self.reference(m)
-    out = wf if ref is None else self.f(ref) if self.return_init else self.output_fn(wf, self.f(ref)) if self.output_fn is not None else wf
+    if ref is None: out = wf
+    elif self.return_init: out = self.f(ref)
+    elif self.output_fn is not None: out = self.output_fn(wf, self.f(ref))
+    else: out = wf
     # `f` may hand back the weight (or a view of it) itself: copy rather than let later steps write into it
     shared = out.untyped_storage().data_ptr() in {t.untyped_storage().data_ptr() for t in (m.weight, ref) if t is not None}
     return out.float().clone() if shared and out.dtype == torch.float32 else out.float()

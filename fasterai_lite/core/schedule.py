@@ -15,15 +15,15 @@ from typing import Callable
 _all_ = ['sched_cos', 'sched_lin']  # fastai's own, re-exported with the others
 
 # %% auto #0
-__all__ = ['one_shot', 'iterative', 'agp', 'one_cycle', 'cos', 'lin', 'dsd', 'schedules', 'Schedule', 'sched_oneshot',
-           'sched_iterative', 'sched_agp', 'sched_onecycle', 'sched_dsd', 'available_schedules', 'as_schedule',
-           'sched_cos', 'sched_lin']
+__all__ = ['one_shot', 'iterative', 'agp', 'one_cycle', 'cos', 'lin', 'dsd', 'schedules', 'check_range', 'Schedule',
+           'sched_oneshot', 'sched_iterative', 'sched_agp', 'sched_onecycle', 'sched_dsd', 'available_schedules',
+           'as_schedule', 'sched_cos', 'sched_lin']
 
-# %% ../../nbs/02_core.schedule.ipynb #1a4d9054
-def _check_pct(v, what:str) -> float:
-    "`v` as a float, if it is a number in [0, 1]"
-    if not isinstance(v, (int, float, np.number)) or isinstance(v, bool) or not 0 <= v <= 1:  # NaN fails too
-        raise ValueError(f"{what} must be a number in [0, 1], got {v!r}")
+# %% ../../nbs/02_core.schedule.ipynb #e21c9b5a
+def check_range(v, what:str, lo:float=0., hi:float=1., noun:str='a number') -> float:
+    "`v` as a float, if it is a real number in [`lo`, `hi`]; else a ValueError naming `what`, the range and `v`"
+    if not isinstance(v, (int, float, np.number)) or isinstance(v, bool) or not lo <= v <= hi:  # NaN fails too
+        raise ValueError(f"{what} must be {noun} in [{lo:g}, {hi:g}], got {v!r}")
     return float(v)
 
 class Schedule:
@@ -37,7 +37,7 @@ class Schedule:
         name:str|None=None,   # Shown in reprs and plots
     ):
         if not callable(sched_func): raise ValueError(f"sched_func must be callable, got {sched_func!r}")
-        start_pct, end_pct = _check_pct(start_pct, 'start_pct'), _check_pct(end_pct, 'end_pct')
+        start_pct, end_pct = check_range(start_pct, 'start_pct'), check_range(end_pct, 'end_pct')
         if start_pct > end_pct: raise ValueError(f"start_pct ({start_pct}) must not be after end_pct ({end_pct})")
         for k, v in (('start_val', start_val), ('end_val', end_val)):
             if not isinstance(v, (int, float, np.number)) or not math.isfinite(v): raise ValueError(f"{k} must be a finite number, got {v!r}")
@@ -51,7 +51,7 @@ class Schedule:
         pct_train:float,  # Fraction of training done, in [0, 1]
     ) -> float:
         "Fraction of the target reached at `pct_train`"
-        pct = _check_pct(pct_train, 'pct_train')
+        pct = check_range(pct_train, 'pct_train')
         if pct < self.start_pct: return float(self.start_val)
         if pct >= self.end_pct: return float(self.sched_func(self.start_val, self.end_val, 1.))
         return float(self.sched_func(self.start_val, self.end_val, (pct - self.start_pct) / (self.end_pct - self.start_pct)))
