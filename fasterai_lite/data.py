@@ -11,7 +11,7 @@ from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 
 # %% auto #0
-__all__ = ['digits_dls', 'digits_cnn']
+__all__ = ['digits_dls', 'digits_cnn', 'vgg_cifar', 'ResBlock', 'tiny_resnet']
 
 # %% ../nbs/04_data.ipynb #a7d3cb28
 def digits_dls(
@@ -44,4 +44,35 @@ def digits_cnn(
     return nn.Sequential(nn.Conv2d(1, a, 3, padding=1), nn.BatchNorm2d(a), nn.ReLU(),
                          nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b), nn.ReLU(), nn.MaxPool2d(2),
                          nn.Conv2d(b, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, n_out))
+
+# %% ../nbs/04_data.ipynb #afd4dc21
+def vgg_cifar(
+    cfg:tuple=(32, 32, 'M', 64, 64, 'M', 128, 128, 'M'),  # Conv widths, 'M' for a 2x2 max-pool
+    n_out:int=10,                                          # Classes
+    in_channels:int=3,                                     # Image channels
+    size:int=32,                                           # Image side, in pixels
+) -> nn.Sequential:
+    "A VGG-style CNN: conv-BN-ReLU blocks with max-pools, then Flatten and a two-layer Linear head"
+    layers, c = [], in_channels
+    for v in cfg:
+        if v == 'M': layers.append(nn.MaxPool2d(2)); size //= 2
+        else: layers += [nn.Conv2d(c, v, 3, padding=1), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]; c = v
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * size * size, 256), nn.ReLU(inplace=True), nn.Linear(256, n_out))
+
+class ResBlock(nn.Module):
+    "A ResNet basic block that keeps the width: x + BN(conv(ReLU(BN(conv(x)))))"
+    def __init__(self, c:int):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+    def forward(self, x): return torch.relu(x + self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+
+def tiny_resnet(
+    c:int=8,            # Width of the stem and of every block
+    n_out:int=10,       # Classes
+    in_channels:int=1,  # Image channels
+) -> nn.Sequential:
+    "A stem conv, two residual blocks, global average pool and a Linear head"
+    return nn.Sequential(nn.Conv2d(in_channels, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(), ResBlock(c), ResBlock(c),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, n_out))

@@ -8,6 +8,7 @@ from fastai.callback.tracker import SaveModelCallback, EarlyStoppingCallback
 from fastai.optimizer import SGD, Adam
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
+from fastcore.imports import noop
 from fasterai_lite.core.all import *
 from fasterai_lite.sparse import *
 from fasterai_lite.data import digits_dls, digits_cnn as cnn
@@ -57,20 +58,27 @@ def test_state_dict_loads_into_a_fresh_model():
     fresh = cnn(); fresh.load_state_dict(learn.model.state_dict())  # strict: no extra buffers
     assert conv_filters_zero(fresh) == [8, 16, 16]
 
-def test_old_weights_track_every_step():
-    "For updating criteria, _old_weights holds the weights of one optimizer step back at each pruning event"
+@pytest.mark.parametrize('sched,update_every', [('agp', None), ('agp', 1), ('iterative', None), ('one_cycle', 3)])
+def test_old_weights_are_one_step_back_at_every_event(sched, update_every):
+    "At each pruning event an updating criteria compares with the weights one optimizer step back, as if copied every step"
+    seen = []  # (batches done, reference) at each scoring
+    class Record(Criteria):
+        def update_weights(self, m): self.copies += 1; super().update_weights(m)
+    def moved(x, ref): seen.append((spy.n, ref.clone())); return (x - ref).abs()
+    crit = Record(noop, needs_update=True, output_fn=moved, name='recorded_movement'); crit.copies = 0
     class Spy(Callback):
-        order = 45
-        def before_fit(self): self.sp, self.seen = self.learn.sparsify.sparsifier, 0
-        def before_step(self):
-            for m in self.sp.layers.values(): assert torch.equal(m._old_weights, m.weight.detach())
-            self.seen += 1
-        def after_step(self):
-            for m in self.sp.layers.values():
-                if getattr(m, '_mask', None) is not None and m._mask.all(): assert not torch.equal(m._old_weights, m.weight.detach())
+        order = 41  # just after SparsifyCallback's before_batch: the weights the next batch's reference must equal
+        def before_fit(self): self.n, self.w = 0, [self.learn.model[0].weight.detach().clone()]
+        def before_batch(self):
+            if self.training: self.n += 1; self.w.append(self.learn.model[0].weight.detach().clone())
     learn, spy = learner(), Spy()
-    learn.fit(1, 1e-2, cbs=[SparsifyCallback(30, 'filter', 'local', 'updating_movement', 'agp'), spy])
-    assert spy.seen == len(learn.dls.train)
+    cb = SparsifyCallback(50, 'filter', 'local', crit, sched, update_every=update_every)
+    learn.fit(2, 1e-2, cbs=[cb, spy])
+    refs = seen[::3]  # three layers are scored at each event; the first is model[0]
+    assert len(refs) >= 2 and len(seen) == 3 * len(refs)
+    for n, ref in refs: assert torch.equal(ref, spy.w[n])  # w[n]: the weights as batch n-1 began training (w[0]: before fit)
+    assert crit.copies == 3 * len(refs) < 3 * spy.n  # one copy per layer before each event, not one per batch
+    assert no_buffers(learn.model)
 
 def test_validation_never_changes_masks():
     class Snap(Callback):

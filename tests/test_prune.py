@@ -1,0 +1,176 @@
+"Pruner: lossless compaction of real architectures (random init, no downloads), edge cases, and the end-of-fit hand-off."
+import copy, warnings, pytest, torch, torch.nn as nn
+import torchvision.models as tvm
+from fastai.learner import Learner, load_learner
+from fastai.callback.core import Callback
+from fastai.metrics import accuracy
+from fastai.torch_core import set_seed
+from fasterai_lite.sparse import Sparsifier, SparsifyCallback
+from fasterai_lite.prune import Pruner, output_difference, param_count, macs
+from fasterai_lite.data import vgg_cifar
+
+def lenet():
+    return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84),
+                         nn.ReLU(), nn.Linear(84, 10))
+
+class MnistNet(nn.Module):
+    "PyTorch's MNIST example: conv-conv-pool-flatten-fc-fc"
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 32, 3, 1), nn.Conv2d(32, 64, 3, 1)
+        self.fc1, self.fc2 = nn.Linear(9216, 128), nn.Linear(128, 10)
+    def forward(self, x):
+        x = torch.max_pool2d(torch.relu(self.conv2(torch.relu(self.conv1(x)))), 2)
+        return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
+
+def mlp(): return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10))
+
+def fastai_resnet18():
+    from fastai.vision.learner import create_vision_model
+    return create_vision_model(tvm.resnet18, n_out=10, pretrained=False)
+
+@torch.no_grad()
+def randomize_norms(model):
+    "Random BatchNorm statistics and affine parameters, so a wrong removal shows in the outputs"
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * .1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + .5)
+            m.weight.copy_(torch.rand(m.num_features, generator=g) + .5); m.bias.copy_(torch.randn(m.num_features, generator=g) * .1)
+
+CASES = {  # model, input shape, and what to sparsify: (layer type, granularity) pairs, each coupled
+    'resnet18': (lambda: tvm.resnet18(weights=None), (2, 3, 64, 64), [(nn.Conv2d, 'filter')]),
+    'vgg11_bn': (lambda: tvm.vgg11_bn(weights=None), (2, 3, 32, 32), [(nn.Conv2d, 'filter')]),
+    'mobilenet_v2': (lambda: tvm.mobilenet_v2(weights=None), (2, 3, 64, 64), [(nn.Conv2d, 'filter')]),
+    'densenet121': (lambda: tvm.densenet121(weights=None), (2, 3, 32, 32), [(nn.Conv2d, 'filter')]),
+    'fastai_resnet18': (fastai_resnet18, (2, 3, 64, 64), [(nn.Conv2d, 'filter'), (nn.Linear, 'row')]),
+    'vgg_cifar': (vgg_cifar, (2, 3, 32, 32), [(nn.Conv2d, 'filter'), (nn.Linear, 'row')]),
+    'lenet': (lenet, (2, 1, 28, 28), [(nn.Conv2d, 'filter'), (nn.Linear, 'row')]),
+    'mnist_net': (MnistNet, (2, 1, 28, 28), [(nn.Conv2d, 'filter'), (nn.Linear, 'row')]),
+    'mlp': (mlp, (2, 64), [(nn.Linear, 'row')]),
+}
+
+@pytest.mark.parametrize('name', list(CASES))
+def test_lossless_and_smaller(name):
+    make, shape, what = CASES[name]
+    torch.manual_seed(0)
+    model = make().eval(); randomize_norms(model)
+    x = torch.randn(*shape)
+    for layer_type, granularity in what:
+        sp = Sparsifier(model, granularity, 'local', 'large_final', layer_type=layer_type, coupled=True, example_inputs=x[:1])
+        sp.sparsify_model(50); sp.remove()
+    before = copy.deepcopy(model.state_dict())
+    pruner = Pruner(verbose=False)
+    compact = pruner.prune_model(model, x)
+    r = pruner.report
+    assert output_difference(model, compact, x) <= 1e-5
+    assert r['params_compact'] < r['params'] and r['macs_compact'] < r['macs']
+    assert r['removable_fraction'] >= .95, r
+    assert model(x).shape == compact(x).shape                                       # the output size never changes
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())   # the input model is untouched
+
+def test_fastai_head_concat_pool_is_pruned_through():
+    "AdaptiveConcatPool2d doubles the channels before BatchNorm1d and Linear: both halves go with each channel"
+    model = fastai_resnet18().eval(); randomize_norms(model)
+    x = torch.randn(2, 3, 64, 64)
+    sp = Sparsifier(model, 'filter', 'local', 'large_final', coupled=True, example_inputs=x[:1]); sp.sparsify_model(25); sp.remove()
+    compact = Pruner(verbose=False).prune_model(model, x)
+    bn1d = [m for m in compact[1].modules() if isinstance(m, nn.BatchNorm1d)][0]
+    last_body = [m for m in compact[0].modules() if isinstance(m, nn.Conv2d)][-1]
+    assert bn1d.num_features == 2 * last_body.out_channels < 1024
+    assert output_difference(model, compact, x) <= 1e-5
+
+def test_uncoupled_residual_zeros_are_kept():
+    "Filters zeroed layer by layer in a ResNet: channels that are zero in only some producers of a sum stay"
+    model = tvm.resnet18(weights=None).eval(); randomize_norms(model)
+    x = torch.randn(2, 3, 64, 64)
+    sp = Sparsifier(model, 'filter', 'local', 'large_final'); sp.sparsify_model(50); sp.remove()
+    p = Pruner(verbose=False); compact = p.prune_model(model, x)
+    assert output_difference(model, compact, x) <= 1e-5
+    assert p.report['removable_fraction'] < .9  # what the coupled mode is for
+    zero = lambda conv: conv.weight.flatten(1).abs().sum(1) == 0
+    in_all = zero(model.conv1) & zero(model.layer1[0].conv2) & zero(model.layer1[1].conv2)
+    assert zero(model.layer1[0].conv2).sum() == 32 and in_all.sum() < 32
+    assert compact.layer1[0].conv2.out_channels == 64 - in_all.sum()  # only channels zero in every producer of the sum go
+
+def test_nothing_to_remove(capsys):
+    model = vgg_cifar().eval()
+    compact = Pruner().prune_model(model, torch.randn(2, 3, 32, 32))
+    assert 'no zero channel' in capsys.readouterr().out
+    assert compact is not model and all(torch.equal(a, b) for a, b in zip(compact.state_dict().values(), model.state_dict().values()))
+
+def test_all_filters_zero_keeps_one():
+    model = vgg_cifar().eval()
+    with torch.no_grad(): model[0].weight.zero_(); model[0].bias.zero_(); model[1].weight.zero_(); model[1].bias.zero_()
+    with pytest.warns(UserWarning, match="every channel of \\['0'\\] is zero"):
+        compact = Pruner(verbose=False).prune_model(model, torch.randn(2, 3, 32, 32))
+    assert compact[0].out_channels == 1 and compact[3].in_channels == 1
+    assert output_difference(model, compact, torch.randn(2, 3, 32, 32)) <= 1e-5
+
+def test_bfloat16_and_train_mode_kept():
+    model = vgg_cifar().to(torch.bfloat16).train()
+    sp = Sparsifier(model, 'filter', 'local', 'large_final'); sp.sparsify_model(50); sp.remove()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.bfloat16)
+    compact = Pruner(verbose=False).prune_model(model, x)
+    assert compact[0].weight.dtype == torch.bfloat16 and compact[0].out_channels == 16
+    assert output_difference(model, compact, x) <= 1e-5  # compared in float32 copies
+    assert model.training and compact.training and all(m.training for m in model.modules())
+
+def test_example_inputs_guessed():
+    model = MnistNet().eval()
+    with torch.no_grad(): model.conv2.weight[:10] = 0; model.conv2.bias[:10] = 0
+    compact = Pruner(verbose=False).prune_model(model)  # 28x28 found from the model itself
+    assert compact.conv2.out_channels == 54 and compact.fc1.in_features == 54 * 144
+
+def test_unsupported_module_is_named():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.GroupNorm(2, 8), nn.ReLU(), nn.Conv2d(8, 4, 3))
+    with torch.no_grad(): model[0].weight[:2] = 0; model[0].bias[:2] = 0
+    with pytest.raises(ValueError, match="'1' \\(GroupNorm\\)"): Pruner(verbose=False).prune_model(model, torch.randn(1, 3, 16, 16))
+    assert model[0].out_channels == 8
+
+def test_prune_bad_pruner_argument():
+    with pytest.raises(TypeError, match="pruner must be a Pruner"): SparsifyCallback(50, 'filter', 'local', 'large_final', 'one_shot', pruner='yes')
+    with pytest.raises(ValueError, match="coupled=True traces the whole learn.model"):
+        SparsifyCallback(50, 'filter', 'local', 'large_final', 'one_shot', coupled=True, model=nn.Linear(2, 2))
+
+class KeepDense(Callback):
+    "Copies the model just before the end-of-fit compaction (which runs at order 70)"
+    order = 65
+    def after_fit(self): self.dense = copy.deepcopy(self.learn.model)
+
+def synthetic_dls():
+    "Two classes of random 16x16 images, as fastai Datasets (which `learn.export` needs)"
+    from fastai.data.core import Datasets
+    from fastai.data.transforms import ItemGetter
+    x = torch.randn(512, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    items = list(zip(x, (x[:, 0].mean((1, 2)) > 0).long()))
+    dsets = Datasets(items, [[ItemGetter(0)], [ItemGetter(1)]], splits=[list(range(384)), list(range(384, 512))])
+    return dsets.dataloaders(bs=32, shuffle=True)
+
+def small_cnn():
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1),
+                         nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 8 * 8, 2))
+
+def test_hand_off_at_end_of_fit(tmp_path):
+    set_seed(0)
+    learn = Learner(synthetic_dls(), small_cnn(), loss_func=nn.CrossEntropyLoss(), metrics=accuracy, path=tmp_path)
+    keep = KeepDense()
+    cb = SparsifyCallback(50, 'filter', 'global', 'large_final', 'agp', coupled=True, prune=True)
+    learn.fit_one_cycle(3, 1e-2, cbs=[cb, keep])
+    compact = learn.model
+    assert [m.out_channels for m in compact.modules() if isinstance(m, nn.Conv2d)] != [16, 32]
+    assert param_count(compact) < param_count(keep.dense)
+    assert cb.prune_report.loc['params', 'compact'] == param_count(compact) and cb.prune_report.loc['macs', 'ratio'] > 1
+    after = learn.validate()
+    learn.model = keep.dense; before = learn.validate(); learn.model = compact
+    assert abs(before[0] - after[0]) <= 1e-5 * abs(before[0]) and before[1] == after[1]
+    assert not any(k.endswith(('_mask', '_init_weights', '_old_weights')) for k in compact.state_dict())
+    learn.fit(1, 1e-3)  # a fresh optimizer on the new parameters: training goes on
+    learn.export('compact.pkl')
+    loaded = load_learner(tmp_path / 'compact.pkl')
+    x = learn.dls.valid.one_batch()[0]
+    assert torch.allclose(loaded.model.eval()(x), learn.model.eval()(x))
+    torch.save(learn.model, tmp_path / 'm.pth')
+    assert torch.equal(torch.load(tmp_path / 'm.pth', weights_only=False).eval()(x), learn.model.eval()(x))
