@@ -42,6 +42,7 @@ def randomize_norms(model):
 
 CASES = {  # model, input shape, and what to sparsify: (layer type, granularity) pairs, each coupled
     'resnet18': (lambda: tvm.resnet18(weights=None), (2, 3, 64, 64), [(nn.Conv2d, 'filter')]),
+    'resnet50': (lambda: tvm.resnet50(weights=None), (2, 3, 32, 32), [(nn.Conv2d, 'filter')]),  # bottleneck blocks
     'vgg11_bn': (lambda: tvm.vgg11_bn(weights=None), (2, 3, 32, 32), [(nn.Conv2d, 'filter')]),
     'mobilenet_v2': (lambda: tvm.mobilenet_v2(weights=None), (2, 3, 64, 64), [(nn.Conv2d, 'filter')]),
     'densenet121': (lambda: tvm.densenet121(weights=None), (2, 3, 32, 32), [(nn.Conv2d, 'filter')]),
