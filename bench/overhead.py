@@ -5,7 +5,7 @@ time and for the process's CPU time (steadier when other work on the machine tak
 - CNN: a small CNN on scikit-learn's digits, filter granularity, global, 50%.
 - MLP: 4 x nn.Linear(2048, 2048), batch 32, random data, weight granularity, global, 80%.
 Each with large_final + agp and updating_movement + agp, default settings. If fasterai is importable, its
-SparsifyCallback runs in the same loop. Usage: python bench/overhead.py [--repeats 5] [--only cnn|mlp]"""
+SparsifyCallback runs in the same loop. Usage: python bench/overhead.py [--repeats 5] [--only cnn|mlp] [--without-fasterai]"""
 import argparse, contextlib, gc, io, statistics, time, importlib
 import torch, torch.nn as nn
 from torch.utils.data import TensorDataset
@@ -40,9 +40,10 @@ def timed_fit(setup, cb_factory=None) -> tuple[float, float]:
     del learn; gc.collect()  # a Learner sits in reference cycles: free each fit's model now, outside the timing
     return wall, cpu
 
-def factories(setup, crit):
+def factories(setup, crit, with_fasterai=True):
     s, g, c = setup['args']
     out = {'fasterai_lite': lambda: lite.SparsifyCallback(s, g, c, crit, 'agp', layer_type=setup['layer_type'])}
+    if not with_fasterai: return out
     try:
         fa = importlib.import_module('fasterai.sparse.all')
         out['fasterai'] = lambda: fa.SparsifyCallback(s, g, c, getattr(fa, crit), fa.agp, layer_type=setup['layer_type'])
@@ -70,13 +71,14 @@ def handler_seconds(setup, cb_factory, repeats=3) -> tuple[float, dict]:
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(); ap.add_argument('--repeats', type=int, default=5); ap.add_argument('--only')
+    ap.add_argument('--without-fasterai', action='store_true', help="time fasterai_lite only, even if fasterai is installed")
     a = ap.parse_args()
     torch.set_num_threads(2)
     print(f"median of {a.repeats} paired ratios (fit with callback / plain fit), interleaved; torch threads: 2")
     for name, setup in SETUPS.items():
         if a.only and name != a.only: continue
         for crit in ('large_final', 'updating_movement'):
-            facs = factories(setup, crit)
+            facs = factories(setup, crit, not a.without_fasterai)
             timed_fit(setup); [timed_fit(setup, f) for f in facs.values()]  # warm-up
             wall, cpu, plain = {k: [] for k in facs}, {k: [] for k in facs}, []
             for r in range(a.repeats):

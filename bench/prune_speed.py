@@ -3,9 +3,13 @@ dependency-aware mode (`Sparsifier(..., coupled=True)`, local, large_final), com
 MAC ratio (dense / compact), the parameter ratio, and the CPU latency ratio at batch 1 and batch 32 (2 threads,
 torch.inference_mode, interleaved rounds, medians). The goal is a latency ratio of at least 0.8x the MAC ratio.
 
-Usage: python bench/prune_speed.py [--size 112] [--repeats 10] [--only resnet18,vgg_cifar]"""
-import argparse, warnings
+The floor is the same network cut to one channel per prunable group (pruning can't go below its per-op cost);
+net/MACx compares (dense - floor) / (compact - floor) with the MAC ratio. With --fused, the models are also timed with conv+BN folded (torch.fx) in channels_last, as they would be deployed.
+
+Usage: python bench/prune_speed.py [--size 112] [--repeats 10] [--only resnet18,vgg_cifar] [--fused]"""
+import argparse, copy, warnings
 import torch, torch.nn as nn, torchvision.models as tvm
+from torch.fx.experimental.optimization import fuse
 from fasterai_lite.sparse import Sparsifier
 from fasterai_lite.prune import Pruner, latency_ms
 from fasterai_lite.data import vgg_cifar
@@ -17,7 +21,7 @@ NETS = {  # name -> (constructor, image side; 0 means --size)
     'vgg_cifar': (vgg_cifar, 32),
 }
 
-def run(name, size, repeats):
+def run(name, size, repeats, fused=False):
     make, side = NETS[name]
     side = side or size
     torch.manual_seed(0)
@@ -30,24 +34,43 @@ def run(name, size, repeats):
     r = pruner.report
     mac_ratio, param_ratio = r['macs'] / r['macs_compact'], r['params'] / r['params_compact']
     out = dict(net=name, side=side, mac_ratio=mac_ratio, param_ratio=param_ratio, removable=r['removable_fraction'])
-    for bs, n in ((1, repeats * 5), (32, repeats)):
-        ms = latency_ms({'dense': dense, 'compact': compact}, x[:bs], repeats=n)
-        out[f'bs{bs}_ms'] = (ms['dense'], ms['compact'])
-        out[f'bs{bs}_ratio'] = ms['dense'] / ms['compact']
+    floor = skeleton(dense, x)
+    variants = {'eager': (dense, compact, floor)}
+    if fused:  # conv+BN folded by torch.fx, channels_last: the usual CPU deployment, for all models alike
+        variants['fused'] = tuple(fuse(m).to(memory_format=torch.channels_last) for m in (dense, compact, floor))
+    for v, (d, c, f) in variants.items():
+        for bs, n in ((1, repeats * 5), (32, repeats)):
+            xb = x[:bs].contiguous(memory_format=torch.channels_last) if v == 'fused' else x[:bs]
+            ms = latency_ms({'dense': d, 'compact': c, 'floor': f}, xb, repeats=n)
+            out[f'{v}_bs{bs}_ms'] = (ms['dense'], ms['compact'], ms['floor'])
+            out[f'{v}_bs{bs}_ratio'] = ms['dense'] / ms['compact']
+            out[f'{v}_bs{bs}_net_ratio'] = (ms['dense'] - ms['floor']) / (ms['compact'] - ms['floor'])
     return out
+
+def skeleton(model, x):
+    "The same network with one channel left in every prunable group: its latency is the per-op cost no pruning removes"
+    m = copy.deepcopy(model)
+    sp = Sparsifier(m, 'filter', 'local', 'large_final', coupled=True, example_inputs=x[:1])
+    sp.sparsify_model(100); sp.remove()
+    return Pruner(verbose=False).prune_model(m, x[:2])  # keeps one (zero) channel per group
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser()
     ap.add_argument('--size', type=int, default=112, help='image side for the ImageNet networks (default 112)')
     ap.add_argument('--repeats', type=int, default=10, help='rounds at batch 32; batch 1 runs 5x as many')
     ap.add_argument('--only', help='comma-separated network names')
+    ap.add_argument('--fused', action='store_true', help='also time both models with conv+BN folded (torch.fx) and channels_last')
     a = ap.parse_args()
     torch.set_num_threads(2)
     warnings.filterwarnings('ignore')
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; latency = median of interleaved rounds, inference_mode")
-    print(f"{'net':13} {'side':>4} {'MACs x':>7} {'params x':>8} {'removable':>9} | {'bs1 dense/compact ms':>21} {'speedup':>7} {'/MACx':>6} | {'bs32 dense/compact ms':>22} {'speedup':>7} {'/MACx':>6}")
+    print(f"{'net':13} {'variant':7} {'side':>4} {'MACs x':>7} {'params x':>8} {'removable':>9} | {'bs1 dense/compact/floor ms':>28} {'speedup':>7} {'/MACx':>6} {'net/MACx':>8} | {'bs32 dense/compact/floor ms':>28} {'speedup':>7} {'/MACx':>6} {'net/MACx':>8}")
     for name in (a.only.split(',') if a.only else NETS):
-        o = run(name, a.size, a.repeats)
-        print(f"{o['net']:13} {o['side']:>4} {o['mac_ratio']:7.2f} {o['param_ratio']:8.2f} {o['removable']:9.3f} | "
-              f"{o['bs1_ms'][0]:9.2f} / {o['bs1_ms'][1]:9.2f} {o['bs1_ratio']:7.2f} {o['bs1_ratio'] / o['mac_ratio']:6.2f} | "
-              f"{o['bs32_ms'][0]:10.1f} / {o['bs32_ms'][1]:9.1f} {o['bs32_ratio']:7.2f} {o['bs32_ratio'] / o['mac_ratio']:6.2f}", flush=True)
+        o = run(name, a.size, a.repeats, a.fused)
+        for v in ('eager', 'fused') if a.fused else ('eager',):
+            cols = []
+            for bs in (1, 32):
+                d, c, f = o[f'{v}_bs{bs}_ms']
+                r, nr = o[f'{v}_bs{bs}_ratio'], o[f'{v}_bs{bs}_net_ratio']
+                cols.append(f"{d:8.2f} /{c:8.2f} /{f:8.2f} {r:7.2f} {r / o['mac_ratio']:6.2f} {nr / o['mac_ratio']:8.2f}")
+            print(f"{o['net']:13} {v:7} {o['side']:>4} {o['mac_ratio']:7.2f} {o['param_ratio']:8.2f} {o['removable']:9.3f} | " + ' | '.join(cols), flush=True)

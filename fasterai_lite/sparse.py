@@ -20,34 +20,37 @@ from .prune import Pruner
 # %% auto #0
 __all__ = ['kth_smallest', 'select_lowest', 'following_norms', 'Sparsifier', 'SparsifyCallback']
 
-# %% ../nbs/03_sparse.ipynb #35c73857
+# %% ../nbs/03_sparse.ipynb #eb8901db
 _EXACT_BELOW = 1 << 20  # below this many scores, one concatenation and kthvalue is cheaper than bracketing
 
 def _count(t:Tensor) -> int: return int(torch.count_nonzero(t))
 
+def _exact(pieces:list[Tensor], k:int) -> tuple[float, int, list[int]]:
+    "`_kth` by one concatenation and kthvalue: for small inputs, and when the sample's bracket misses"
+    flat = torch.cat(pieces)
+    t = flat.kthvalue(k).values
+    return float(t), _count(flat < t), [_count(p == t) for p in pieces]
+
 def _kth(pieces:list[Tensor], k:int, sample:int) -> tuple[float, int, list[int]]:
     "The k-th smallest value over flat `pieces`, how many are below it, and how many equal it in each piece"
     n = sum(p.numel() for p in pieces)
-    if n <= _EXACT_BELOW:
-        flat = torch.cat(pieces)
-        t = flat.kthvalue(k).values
-        return float(t), _count(flat < t), [_count(p == t) for p in pieces]
+    if n <= _EXACT_BELOW: return _exact(pieces, k)
     g = torch.Generator().manual_seed(0)
     samp = torch.cat([p[torch.randint(p.numel(), (max(1, sample * p.numel() // n),), generator=g).to(p.device)] for p in pieces])
     q, m = k / n, samp.numel()
     margin = 6 * math.sqrt(q * (1 - q) / m) + 2 / m  # six standard errors of a sample quantile
     lo = float(samp.kthvalue(max(1, math.floor((q - margin) * m))).values)
     hi = float(samp.kthvalue(min(m, math.ceil((q + margin) * m) + 1)).values)
-    n_lo = sum(_count(p < lo) for p in pieces)
-    if k <= n_lo: lo, n_lo = -math.inf, 0  # the sample missed low: widen, still exact
-    tied_lo = lo == hi or _count(samp == lo) > m // 100
-    if tied_lo:  # many scores equal lo (masked units all score 0): count them rather than gather them
-        at_lo = [_count(p == lo) for p in pieces]
-        if k <= n_lo + sum(at_lo): return lo, n_lo, at_lo
-        n_lo += sum(at_lo)
-    above = (lambda p: p > lo) if tied_lo else (lambda p: p >= lo)
-    inside = [p[above(p).logical_and_(p <= hi)] for p in pieces]
-    if k > n_lo + sum(x.numel() for x in inside): inside = [p[above(p)] for p in pieces]  # missed high: widen
+    tied_lo = lo == hi or _count(samp == lo) > m // 100  # many scores equal lo (masked units all score 0): count, don't gather them
+    n_lo, inside = 0, []
+    for p in pieces:  # one pass per piece counts what lies below the bracket and gathers what lies in it
+        above = p > lo if tied_lo else p >= lo
+        n_lo += p.numel() - _count(above)
+        inside.append(p[above & (p <= hi)])
+    if tied_lo and k <= n_lo:  # the k-th may be lo itself
+        below = sum(_count(p < lo) for p in pieces)
+        if k > below: return lo, below, [_count(p == lo) for p in pieces]
+    if not n_lo < k <= n_lo + sum(x.numel() for x in inside): return _exact(pieces, k)  # the bracket missed (rare): still exact
     flat = torch.cat(inside)
     t = flat.kthvalue(k - n_lo).values
     return float(t), n_lo + _count(flat < t), [_count(x == t) for x in inside]
