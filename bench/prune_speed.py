@@ -6,7 +6,9 @@ torch.inference_mode, interleaved rounds, medians). The goal is a latency ratio 
 The floor is the same network cut to one channel per prunable group (pruning can't go below its per-op cost);
 net/MACx compares (dense - floor) / (compact - floor) with the MAC ratio. With --fused, the models are also timed with conv+BN folded (torch.fx) in channels_last, as they would be deployed.
 
-Usage: python bench/prune_speed.py [--size 112] [--repeats 10] [--only resnet18,vgg_cifar] [--fused]"""
+With --profile, it prints the ops that take the most time at batch 32 and how much each shrank.
+
+Usage: python bench/prune_speed.py [--size 112] [--repeats 10] [--only resnet18,vgg_cifar] [--fused] [--profile]"""
 import argparse, copy, warnings
 import torch, torch.nn as nn, torchvision.models as tvm
 from torch.fx.experimental.optimization import fuse
@@ -21,7 +23,7 @@ NETS = {  # name -> (constructor, image side; 0 means --size)
     'vgg_cifar': (vgg_cifar, 32),
 }
 
-def run(name, size, repeats, fused=False):
+def run(name, size, repeats, fused=False, profile=False):
     make, side = NETS[name]
     side = side or size
     torch.manual_seed(0)
@@ -34,6 +36,7 @@ def run(name, size, repeats, fused=False):
     r = pruner.report
     mac_ratio, param_ratio = r['macs'] / r['macs_compact'], r['params'] / r['params_compact']
     out = dict(net=name, side=side, mac_ratio=mac_ratio, param_ratio=param_ratio, removable=r['removable_fraction'])
+    if profile: print_profile(name, dense, compact, x)
     floor = skeleton(dense, x)
     variants = {'eager': (dense, compact, floor)}
     if fused:  # conv+BN folded by torch.fx, channels_last: the usual CPU deployment, for all models alike
@@ -46,6 +49,23 @@ def run(name, size, repeats, fused=False):
             out[f'{v}_bs{bs}_ratio'] = ms['dense'] / ms['compact']
             out[f'{v}_bs{bs}_net_ratio'] = (ms['dense'] - ms['floor']) / (ms['compact'] - ms['floor'])
     return out
+
+def op_times(model, x, rounds=5) -> dict:
+    "Self CPU milliseconds per forward pass of each aten op, from torch.profiler"
+    from torch.profiler import profile, ProfilerActivity
+    with torch.inference_mode():
+        for _ in range(2): model(x)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(rounds): model(x)
+    return {e.key: e.self_cpu_time_total / rounds / 1e3 for e in prof.key_averages() if e.key.startswith('aten::')}
+
+def print_profile(name, dense, compact, x, top=6):
+    "Where the time goes at batch 32, op by op: the ops whose time shrinks less than the MACs explain the gap"
+    d, c = op_times(dense, x), op_times(compact, x)
+    total = sum(d.values())
+    print(f"  {name}: the {top} ops with most self time in the dense model (batch {len(x)})")
+    for k in sorted(d, key=d.get, reverse=True)[:top]:
+        print(f"    {k:32} dense {d[k]:8.2f} ms ({d[k] / total:4.0%})  compact {c.get(k, 0):8.2f} ms  ratio {d[k] / max(c.get(k, 0), 1e-9):5.2f}")
 
 def skeleton(model, x):
     "The same network with one channel left in every prunable group: its latency is the per-op cost no pruning removes"
@@ -60,13 +80,14 @@ if __name__ == '__main__':
     ap.add_argument('--repeats', type=int, default=10, help='rounds at batch 32; batch 1 runs 5x as many')
     ap.add_argument('--only', help='comma-separated network names')
     ap.add_argument('--fused', action='store_true', help='also time both models with conv+BN folded (torch.fx) and channels_last')
+    ap.add_argument('--profile', action='store_true', help='print where the time goes, op by op, at batch 32')
     a = ap.parse_args()
     torch.set_num_threads(2)
     warnings.filterwarnings('ignore')
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; latency = median of interleaved rounds, inference_mode")
     print(f"{'net':13} {'variant':7} {'side':>4} {'MACs x':>7} {'params x':>8} {'removable':>9} | {'bs1 dense/compact/floor ms':>28} {'speedup':>7} {'/MACx':>6} {'net/MACx':>8} | {'bs32 dense/compact/floor ms':>28} {'speedup':>7} {'/MACx':>6} {'net/MACx':>8}")
     for name in (a.only.split(',') if a.only else NETS):
-        o = run(name, a.size, a.repeats, a.fused)
+        o = run(name, a.size, a.repeats, a.fused, a.profile)
         for v in ('eager', 'fused') if a.fused else ('eager',):
             cols = []
             for bs in (1, 32):
