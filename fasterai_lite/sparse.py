@@ -599,7 +599,7 @@ class SparsifyCallback(Callback):
         "The sparsity the schedule ends at"
         return _scaled(self.sparsity, self.schedule.progress(1.))
 
-# %% ../nbs/03_sparse.ipynb #45a92938
+# %% ../nbs/03_sparse.ipynb #3530e102
 class _SparsifyEnd(Callback):
     "Runs `SparsifyCallback.finish` after every callback that may reload weights at the end of fit"
     order, run_train, run_valid = 70, False, False  # only after_fit: fastai then skips it cheaply on every batch
@@ -613,6 +613,10 @@ def before_fit(self:SparsifyCallback):
     if self.lth and self.rewind_epoch > start:
         raise ValueError(f"rewind_epoch ({self.rewind_epoch}) is after the schedule starts pruning (epoch {start:g} of "
                          f"{self.n_epoch}): the rewind point must come before the first pruning event")
+    if self.prune_report is not None:
+        warnings.warn("SparsifyCallback(prune=True) starts another fit after compacting the model at the end of the "
+                      "last one (fine_tune runs two fits): the compact model is sparsified and compacted again, so the "
+                      "sparsity compounds. To compact once, pass the callback to the last fit only.")
     model = ifnone(self.model, self.learn.model)
     kw = dict(granularity=self.granularity, context=self.context, criteria=self.criteria, nm=self.nm,
               layer_type=self.layer_type, keep_init=self.lth and self.rewind_epoch == 0, coupled=self.coupled)
