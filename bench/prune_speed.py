@@ -29,15 +29,11 @@ def run(name, size, repeats, fused=False, profile=False):
     torch.manual_seed(0)
     dense = make().eval()
     x = torch.randn(32, 3, side, side)
-    sp = Sparsifier(dense, 'filter', 'local', 'large_final', coupled=True, example_inputs=x[:1])
-    sp.sparsify_model(50); sp.remove()
-    pruner = Pruner(verbose=False)
-    compact = pruner.prune_model(dense, x[:2])
-    r = pruner.report
+    compact, r = zero_and_prune(dense, x, 50)
     mac_ratio, param_ratio = r['macs'] / r['macs_compact'], r['params'] / r['params_compact']
     out = dict(net=name, side=side, mac_ratio=mac_ratio, param_ratio=param_ratio, removable=r['removable_fraction'])
     if profile: print_profile(name, dense, compact, x)
-    floor = skeleton(dense, x)
+    floor, _ = zero_and_prune(copy.deepcopy(dense), x, 100)  # one channel left per group: the per-op cost no pruning removes
     variants = {'eager': (dense, compact, floor)}
     if fused:  # conv+BN folded by torch.fx, channels_last: the usual CPU deployment, for all models alike
         variants['fused'] = tuple(fuse(m).to(memory_format=torch.channels_last) for m in (dense, compact, floor))
@@ -67,12 +63,12 @@ def print_profile(name, dense, compact, x, top=6):
     for k in sorted(d, key=d.get, reverse=True)[:top]:
         print(f"    {k:32} dense {d[k]:8.2f} ms ({d[k] / total:4.0%})  compact {c.get(k, 0):8.2f} ms  ratio {d[k] / max(c.get(k, 0), 1e-9):5.2f}")
 
-def skeleton(model, x):
-    "The same network with one channel left in every prunable group: its latency is the per-op cost no pruning removes"
-    m = copy.deepcopy(model)
-    sp = Sparsifier(m, 'filter', 'local', 'large_final', coupled=True, example_inputs=x[:1])
-    sp.sparsify_model(100); sp.remove()
-    return Pruner(verbose=False).prune_model(m, x[:2])  # keeps one (zero) channel per group
+def zero_and_prune(model, x, pct):
+    "Zero `pct`% of each channel group of `model` in place (coupled, local, large_final); its compact copy and the report"
+    sp = Sparsifier(model, 'filter', 'local', 'large_final', coupled=True, example_inputs=x[:1])
+    sp.sparsify_model(pct); sp.remove()
+    pruner = Pruner(verbose=False)
+    return pruner.prune_model(model, x[:2]), pruner.report  # at 100% the Pruner keeps one (zero) channel per group
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser()

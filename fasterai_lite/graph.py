@@ -11,7 +11,7 @@ from torch import Tensor
 from fastcore.basics import *
 
 # %% auto #0
-__all__ = ['ChannelGroup', 'modes_kept', 'channel_groups', 'model_outputs', 'dummy_inputs']
+__all__ = ['ChannelGroup', 'modes_kept', 'channel_groups', 'model_outputs', 'dummy_inputs', 'inputs_for']
 
 # %% ../nbs/05_graph.ipynb #db4ae3da
 @dataclass
@@ -29,7 +29,7 @@ class ChannelGroup:
         extra = (' -> output' if self.to_output else '') + (f', blocked by {self.blockers}' if self.blockers else '')
         return f"ChannelGroup({self.root!r}, {self.n} channels, producers={list(self.producers)}, norms={list(self.norms)}{extra})"
 
-# %% ../nbs/05_graph.ipynb #dcc0951e
+# %% ../nbs/05_graph.ipynb #da10d8ca
 @contextmanager
 def modes_kept(*models:nn.Module):
     "Restore every module's train/eval mode on exit, whatever happens inside"
@@ -38,6 +38,7 @@ def modes_kept(*models:nn.Module):
     finally:
         for m, t in modes: m.training = t
 
+_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)  # the layers whose channels are grouped, and that shape an input
 _PRODUCERS = ('CONV', 'DEPTHWISE_CONV', 'LINEAR')
 _PASS_THROUGH = ('ELEMENTWISE', 'CONCAT', 'SPLIT', 'RESHAPE')  # ops that move channels without mixing them
 
@@ -81,10 +82,9 @@ def channel_groups(
 ) -> tuple[list[ChannelGroup], object]:
     "The coupled channel groups of `model` (one per channel space of its Conv and Linear layers), and the dependency graph"
     DG = _dependency_graph(model, tuple(listify(example_inputs)))
-    roots = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-    return [_channel_group(g, DG) for g in DG.get_all_groups(root_module_types=roots)], DG
+    return [_channel_group(g, DG) for g in DG.get_all_groups(root_module_types=_LAYERS)], DG
 
-# %% ../nbs/05_graph.ipynb #a91c4529
+# %% ../nbs/05_graph.ipynb #8e7c7a5c
 def model_outputs(model:nn.Module, example_inputs:tuple) -> list[Tensor]:
     "The model's outputs in eval mode without gradients, as a list of tensors; every module keeps its mode"
     with modes_kept(model), torch.no_grad(): out = model.eval()(*example_inputs)
@@ -92,7 +92,7 @@ def model_outputs(model:nn.Module, example_inputs:tuple) -> list[Tensor]:
 
 def dummy_inputs(model:nn.Module) -> tuple[Tensor]:
     "One random input for `model`, shaped from its first Linear or conv layer"
-    first = next((m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))), None)
+    first = next((m for m in model.modules() if isinstance(m, _LAYERS)), None)
     if first is None:
         raise ValueError(f"Cannot guess an input for {type(model).__name__}: it has no Linear or Conv layer; pass example_inputs")
     kw = dict(dtype=first.weight.dtype, device=first.weight.device)
@@ -104,3 +104,10 @@ def dummy_inputs(model:nn.Module) -> tuple[Tensor]:
         return (x,)
     raise ValueError(f"Cannot guess an input size for {type(model).__name__}: it runs on none of 8 to 224 pixels per "
                      f"side; pass example_inputs")
+
+def inputs_for(
+    model:nn.Module,      # The model the inputs are for
+    example_inputs=None,  # Input(s) given by the user, or None
+) -> tuple:
+    "`example_inputs` as a tuple, or `dummy_inputs(model)` when none are given"
+    return tuple(listify(example_inputs)) if example_inputs is not None else dummy_inputs(model)

@@ -150,9 +150,7 @@ def synthetic_dls():
     dsets = Datasets(items, [[ItemGetter(0)], [ItemGetter(1)]], splits=[list(range(384)), list(range(384, 512))])
     return dsets.dataloaders(bs=32, shuffle=True)
 
-def small_cnn():
-    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1),
-                         nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 8 * 8, 2))
+def small_cnn(): return vgg_cifar((16, 32, 'M'), n_out=2, size=16)
 
 def test_hand_off_at_end_of_fit(tmp_path):
     set_seed(0)

@@ -15,7 +15,8 @@ from .granularity import *
 __all__ = ['EPS', 'CHUNK', 'random', 'large_final', 'small_final', 'squared_final', 'large_init', 'small_init',
            'large_init_large_final', 'small_init_small_final', 'magnitude_increase', 'movement', 'movmag',
            'updating_magnitude_increase', 'updating_movement', 'updating_movmag', 'grad_crit', 'criterias', 'Reducer',
-           'Normalizer', 'chunks', 'mask_', 'Criteria', 'taylor_importance', 'available_criterias', 'as_criteria']
+           'Normalizer', 'chunks', 'n_zeros', 'mask_', 'Criteria', 'taylor_importance', 'available_criterias',
+           'as_criteria']
 
 # %% ../../nbs/01_core.criteria.ipynb #bf110ef8
 EPS = torch.finfo(torch.float32).eps
@@ -70,12 +71,16 @@ def _pick(ns, v, what:str):
     if isinstance(v, str) and v in _methods(ns): return getattr(ns, v)
     raise ValueError(f"Unknown {what} {v!r}: allowed are {_methods(ns)}, or a callable")
 
-# %% ../../nbs/01_core.criteria.ipynb #efa397de
+# %% ../../nbs/01_core.criteria.ipynb #952dd9d1
 CHUNK = 1 << 20  # elements per piece when a large elementwise pass is split up
 
 def chunks(t:Tensor) -> tuple[Tensor, ...]:
     "Flat views of contiguous `t`, in pieces of at most `CHUNK` elements"
     return t.view(-1).split(CHUNK)
+
+def n_zeros(t:Tensor) -> int:
+    "How many elements of `t` are zero (False, for a mask)"
+    return int(t.numel() - torch.count_nonzero(t))
 
 def mask_(t:Tensor, mask:Tensor) -> Tensor:
     "Zero `t` in place where the bool `mask` (same shape, or broadcastable) is False"

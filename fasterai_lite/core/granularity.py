@@ -8,7 +8,8 @@ import torch, torch.nn as nn
 from fastcore.basics import *
 
 # %% auto #0
-__all__ = ['available_modules', 'allowed_granularities', 'get_dim', 'add_granularity', 'conv_granularities', 'Granularities']
+__all__ = ['available_modules', 'allowed_granularities', 'get_dim', 'add_granularity', 'conv_granularities', 'Granularities',
+           'out_channel_dim', 'whole_channels']
 
 # %% ../../nbs/00_core.granularity.ipynb #79d764ee
 def conv_granularities(
@@ -104,3 +105,16 @@ available_modules = Granularities.available_modules
 allowed_granularities = Granularities.allowed_granularities
 get_dim = Granularities.get_dim
 add_granularity = Granularities.add_granularity
+
+# %% ../../nbs/00_core.granularity.ipynb #1b8917bf
+def out_channel_dim(m:nn.Module) -> int:
+    "The weight dimension that indexes `m`'s output channels: 1 for transposed convs, 0 otherwise"
+    return 1 if isinstance(m, nn.modules.conv._ConvTransposeNd) else 0
+
+def whole_channels(
+    m:nn.Module,  # A layer with a weight
+    dims:tuple,   # The weight dimensions a unit spans, from `get_dim`
+) -> bool:
+    "Whether units spanning `dims` of `m`'s weight are whole output channels"
+    out = out_channel_dim(m)
+    return tuple(dims) == tuple(i for i in range(m.weight.ndim) if i != out)
