@@ -13,7 +13,8 @@ import argparse, copy, warnings
 import torch, torch.nn as nn, torchvision.models as tvm
 from torch.fx.experimental.optimization import fuse
 from fasterai_lite.sparse import Sparsifier
-from fasterai_lite.prune import Pruner, latency_ms
+from fasterai_lite.prune import Pruner
+from fasterai_lite.stats import latency_ms
 from fasterai_lite.data import vgg_cifar
 
 NETS = {  # name -> (constructor, image side; 0 means --size)

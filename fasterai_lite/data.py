@@ -4,16 +4,34 @@
 
 # %% ../nbs/04_data.ipynb #9d9d6a2d
 from __future__ import annotations
-import random
-import torch, torch.nn as nn
+import gzip, os, random
+from pathlib import Path
+import numpy as np
+import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.data import TensorDataset
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
+from fastcore.basics import ifnone
 
 # %% auto #0
-__all__ = ['digits_dls', 'digits_cnn', 'vgg_cifar', 'ResBlock', 'tiny_resnet']
+__all__ = ['tensor_dls', 'digits_dls', 'digits_cnn', 'vgg_cifar', 'ResBlock', 'tiny_resnet', 'resnet20', 'shared_datasets',
+           'read_idx', 'mnist_dls', 'cifar_dls', 'FlipShift', 'MnistNet']
 
 # %% ../nbs/04_data.ipynb #a7d3cb28
+def tensor_dls(
+    train:tuple,           # Training inputs and targets, as tensors
+    valid:tuple,           # Validation inputs and targets
+    bs:int=64,             # Batch size (validation batches are twice as large)
+    seed:int=0,            # Seed of the training shuffle
+    device=None,           # Device of the batches (fastai's default if None)
+    train_tfm=None,        # A transform of each training batch `(x, y)` (augmentation), or None
+) -> DataLoaders:
+    "fastai DataLoaders over in-memory tensors, with a seeded shuffle: the same seed gives the same batches"
+    kw = {} if train_tfm is None else dict(after_batch=train_tfm)
+    train_dl = DataLoader(TensorDataset(*train), bs=bs, shuffle=True, drop_last=True, **kw)
+    train_dl.rng = random.Random(seed)  # fastai shuffles with its own generator: seed it for repeatable epochs
+    return DataLoaders(train_dl, DataLoader(TensorDataset(*valid), bs=bs * 2), device=device)
+
 def digits_dls(
     bs:int=64,             # Batch size
     valid_pct:float=0.2,   # Fraction of the images held out for validation
@@ -30,9 +48,7 @@ def digits_dls(
     idx = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))
     n_valid = int(len(X) * valid_pct)
     valid, train = idx[:n_valid], idx[n_valid:]
-    train_dl = DataLoader(TensorDataset(X[train], y[train]), bs=bs, shuffle=True, drop_last=True)
-    train_dl.rng = random.Random(seed)  # fastai shuffles with its own generator: seed it for repeatable epochs
-    return DataLoaders(train_dl, DataLoader(TensorDataset(X[valid], y[valid]), bs=bs * 2), device=device)
+    return tensor_dls((X[train], y[train]), (X[valid], y[valid]), bs, seed, device)
 
 # %% ../nbs/04_data.ipynb #c23d48d3
 def digits_cnn(
@@ -61,12 +77,19 @@ def vgg_cifar(
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * size * size, 256), nn.ReLU(inplace=True), nn.Linear(256, n_out))
 
 class ResBlock(nn.Module):
-    "A ResNet basic block that keeps the width: x + BN(conv(ReLU(BN(conv(x)))))"
-    def __init__(self, c:int):
+    "A ResNet basic block: ReLU(shortcut(x) + BN(conv(ReLU(BN(conv(x)))))), the shortcut a 1x1 conv + BN where the shape changes"
+    def __init__(self,
+        c:int,              # Input channels
+        c_out:int|None=None,  # Output channels; `c` if None
+        stride:int=1,       # Stride of the first conv (2 halves the image)
+    ):
         super().__init__()
-        self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
-        self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
-    def forward(self, x): return torch.relu(x + self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+        c_out = c_out or c
+        self.conv1, self.bn1 = nn.Conv2d(c, c_out, 3, stride, padding=1, bias=False), nn.BatchNorm2d(c_out)
+        self.conv2, self.bn2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out)
+        self.shortcut = (nn.Identity() if stride == 1 and c_out == c else
+                         nn.Sequential(nn.Conv2d(c, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)))
+    def forward(self, x): return torch.relu(self.shortcut(x) + self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
 
 def tiny_resnet(
     c:int=8,            # Width of the stem and of every block
@@ -76,3 +99,90 @@ def tiny_resnet(
     "A stem conv, two residual blocks, global average pool and a Linear head"
     return nn.Sequential(nn.Conv2d(in_channels, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(), ResBlock(c), ResBlock(c),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, n_out))
+
+def resnet20(
+    widths:tuple=(16, 32, 64),  # Channels of the three stages
+    blocks:int=3,               # Basic blocks per stage (3 gives ResNet-20)
+    n_out:int=10,               # Classes
+    in_channels:int=3,          # Image channels
+) -> nn.Sequential:
+    "ResNet-20 for 32x32 images: a stem conv, three stages of basic blocks (stride 2 between stages), pool, Linear"
+    layers, c = [nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()], widths[0]
+    for i, w in enumerate(widths):
+        for j in range(blocks): layers.append(ResBlock(c, w, 2 if i and not j else 1)); c = w
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, n_out))
+
+# %% ../nbs/04_data.ipynb #e2d67248
+def shared_datasets() -> Path:
+    "The folder of real datasets: `$FASTERAI_LITE_DATA`, else `../shared/datasets`"
+    return Path(os.environ.get('FASTERAI_LITE_DATA', '../shared/datasets'))
+
+def read_idx(path) -> np.ndarray:
+    "The array in an idx file (MNIST's format), gzipped or not"
+    raw = Path(path).read_bytes()
+    if raw[:2] == b'\x1f\x8b': raw = gzip.decompress(raw)
+    if len(raw) < 4 or raw[:2] != b'\0\0' or raw[2] != 8:
+        raise ValueError(f"{path} is not an idx file of unsigned bytes (magic {raw[:4].hex() or 'missing'})")
+    nd = raw[3]
+    dims = [int.from_bytes(raw[4 + 4*i: 8 + 4*i], 'big') for i in range(nd)]
+    return np.frombuffer(raw, np.uint8, offset=4 + 4*nd).reshape(dims)
+
+def _need(path:Path, what:str) -> Path:
+    if not path.exists(): raise FileNotFoundError(f"{what} not found at {path}: pass `path`, or set FASTERAI_LITE_DATA to the datasets folder")
+    return path
+
+def mnist_dls(
+    path=None,      # Folder with MNIST's four idx files; `shared_datasets()/'mnist'` if None
+    bs:int=64,      # Batch size
+    seed:int=0,     # Seed of the training shuffle
+    device=None,    # Device of the batches (fastai's default if None)
+) -> DataLoaders:
+    "MNIST's 60,000 training and 10,000 test images as DataLoaders, normalised as in PyTorch's MNIST example"
+    path = _need(Path(ifnone(path, shared_datasets()/'mnist')), 'MNIST')
+    def load(split):
+        x = torch.tensor(read_idx(_need(path/f'{split}-images-idx3-ubyte.gz', 'MNIST images'))).float().div_(255)
+        return (x.sub_(0.1307).div_(0.3081).unsqueeze(1), torch.tensor(read_idx(path/f'{split}-labels-idx1-ubyte.gz')).long())
+    return tensor_dls(load('train'), load('t10k'), bs, seed, device)
+
+def cifar_dls(
+    path=None,      # The `.npz` file; `shared_datasets()/'cifar10_subset'/'cifar10_10k_2k.npz'` if None
+    bs:int=64,      # Batch size
+    seed:int=0,     # Seed of the training shuffle and of the flips
+    augment:bool=True,  # Random horizontal flips and 4-pixel shifts of the training images
+    device=None,    # Device of the batches (fastai's default if None)
+) -> DataLoaders:
+    "The CIFAR-10 subset (x_train, y_train, x_test, y_test) as DataLoaders, normalised per channel"
+    path = _need(Path(ifnone(path, shared_datasets()/'cifar10_subset'/'cifar10_10k_2k.npz')), 'CIFAR-10 subset')
+    d = np.load(path)
+    def load(split):
+        x = torch.tensor(d[f'x_{split}']).permute(0, 3, 1, 2).float().div_(255)
+        return x, torch.tensor(d[f'y_{split}']).long()
+    (xt, yt), (xv, yv) = load('train'), load('test')
+    mean, std = xt.mean((0, 2, 3), keepdim=True), xt.std((0, 2, 3), keepdim=True)
+    return tensor_dls(((xt - mean) / std, yt), ((xv - mean) / std, yv), bs, seed, device, FlipShift(seed) if augment else None)
+
+# %% ../nbs/04_data.ipynb #b0e595e8
+class FlipShift:
+    "Batch transform: flip each image horizontally with probability 1/2, and shift it by up to `pad` pixels"
+    def __init__(self, seed:int=0, pad:int=4): self.pad, self.g = pad, torch.Generator().manual_seed(seed)
+    def __call__(self, b):
+        x, y = b
+        n, p = len(x), self.pad
+        flip = (torch.rand(n, generator=self.g) < 0.5).to(x.device)
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        dx, dy = (torch.randint(-p, p + 1, (2,), generator=self.g)).tolist()  # one shift per batch: one padded copy
+        x = F.pad(x, (p, p, p, p))[:, :, p + dy: p + dy + b[0].shape[2], p + dx: p + dx + b[0].shape[3]]
+        return x.contiguous(), y
+
+# %% ../nbs/04_data.ipynb #b817b120
+class MnistNet(nn.Module):
+    "PyTorch's MNIST example network: conv(1->32) conv(32->64) max-pool dropout fc(9216->128) dropout fc(128->10)"
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 32, 3, 1), nn.Conv2d(32, 64, 3, 1)
+        self.dropout1, self.dropout2 = nn.Dropout(0.25), nn.Dropout(0.5)
+        self.fc1, self.fc2 = nn.Linear(9216, 128), nn.Linear(128, 10)
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
+        x = self.dropout2(F.relu(self.fc1(torch.flatten(self.dropout1(x), 1))))
+        return self.fc2(x)

@@ -12,7 +12,8 @@ from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
 from .core.all import *
 from .sparse import SparsifyCallback
-from .prune import Pruner, param_count, macs, size_mb, latency_ms
+from .prune import Pruner
+from .stats import param_count, macs, size_mb, latency_ms
 from .data import digits_dls, digits_cnn, tiny_resnet
 
 # %% auto #0

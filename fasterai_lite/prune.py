@@ -4,17 +4,17 @@
 
 # %% ../nbs/06_prune.ipynb #79d03edc
 from __future__ import annotations
-import copy, statistics, time, warnings
+import copy, warnings
 import pandas as pd
 import torch, torch.nn as nn
 from torch import Tensor
 from fastcore.basics import *
 from .core.granularity import out_channel_dim
-from .core.criteria import n_zeros
 from .graph import *
+from .stats import param_count, zero_weights, macs, size_mb
 
 # %% auto #0
-__all__ = ['zero_channels', 'param_count', 'zero_weights', 'macs', 'size_mb', 'latency_ms', 'output_difference', 'Pruner']
+__all__ = ['zero_channels', 'output_difference', 'Pruner']
 
 # %% ../nbs/06_prune.ipynb #28f7c6fd
 def _zero_at_zero_input(bn:nn.Module) -> Tensor:
@@ -44,44 +44,6 @@ def zero_channels(
     for name, (idx, root) in g.producers.items(): zero[root[~_zero_outputs(mods[name], idx)]] = False
     for name, (idx, root) in g.norms.items(): zero[root[~_zero_at_zero_input(mods[name])[idx]]] = False
     return zero
-
-# %% ../nbs/06_prune.ipynb #c60234fb
-def param_count(model:nn.Module) -> int:
-    "Parameters of `model`"
-    return sum(p.numel() for p in model.parameters())
-
-def zero_weights(model:nn.Module) -> int:
-    "Zero entries in the weights of the model's Conv and Linear layers: what a sparsifier zeroes"
-    return sum(n_zeros(m.weight) for m in model.modules() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)))
-
-def macs(model:nn.Module, example_inputs) -> int:
-    "Multiply-accumulates of one forward pass on the first sample of `example_inputs`, by `torch.utils.flop_counter`"
-    from torch.utils.flop_counter import FlopCounterMode
-    xs = tuple(x[:1] if isinstance(x, Tensor) else x for x in listify(example_inputs))
-    counter = FlopCounterMode(display=False)
-    with counter: model_outputs(model, xs)
-    return counter.get_total_flops() // 2
-
-def size_mb(model:nn.Module) -> float:
-    "Megabytes (1e6 bytes) of the model's parameters and buffers"
-    return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()]) / 1e6
-
-# %% ../nbs/06_prune.ipynb #0dca11ed
-def latency_ms(
-    models:dict,        # Name -> model, timed side by side
-    example_inputs,     # Input(s) for every model
-    repeats:int=30,     # Rounds; each times every model once
-    warmup:int=3,       # Untimed rounds first
-) -> dict[str, float]:
-    "Median milliseconds of one eval-mode forward pass of each model, timed in interleaved rounds"
-    xs, names, times = tuple(listify(example_inputs)), list(models), {k: [] for k in models}
-    with modes_kept(*models.values()), torch.inference_mode():
-        for m in models.values(): m.eval()
-        for r in range(warmup + repeats):
-            for k in (names if r % 2 == 0 else names[::-1]):
-                t = time.perf_counter(); models[k](*xs); dt = time.perf_counter() - t
-                if r >= warmup: times[k].append(dt)
-    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
 
 # %% ../nbs/06_prune.ipynb #e5c59f94
 _LOW_PRECISION = (torch.float16, torch.bfloat16)

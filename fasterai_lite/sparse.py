@@ -206,6 +206,7 @@ class Sparsifier:
         example_inputs=None,                 # Model input(s), only needed to find BatchNorms when torch.fx can't trace
         keep_init:bool=False,                # Keep a copy of the weights as they are now (for lottery-ticket rewinding)
         coupled:bool=False,                  # Score and zero coupled channels together, so `Pruner` can remove them all
+        max_layer_sparsity:float|None=None,  # In a global group, the most (%) one layer may lose; None: all but one unit
     ):
         _check_context(context)
         criteria, types, nm = as_criteria(criteria), _as_types(layer_type), _as_nm(nm)
@@ -218,7 +219,8 @@ class Sparsifier:
         dims = {n: get_dim(m, granularity) for n, m in layers.items()}  # raises for an unknown granularity
         if nm: self._check_nm(layers, nm)
         if coupled and nm: raise ValueError("coupled=True removes whole channels; it cannot be combined with N:M sparsity")
-        store_attr('model,granularity,context,criteria,nm,layers,dims,keep_init,coupled')
+        if max_layer_sparsity is not None: _check_pct(max_layer_sparsity, 'max_layer_sparsity')
+        store_attr('model,granularity,context,criteria,nm,layers,dims,keep_init,coupled,max_layer_sparsity')
         self.channel_dims = {n: self._channel_dim(n) for n in layers}
         self.coupling = self._coupling(model, example_inputs) if coupled else None  # selection group -> ChannelGroup
         self.norms = {} if coupled else self._channel_norms(model, example_inputs)
@@ -333,8 +335,18 @@ def plan(self:Sparsifier,
     for names, pct in self._targets(sparsity):
         u = sum(self.units[n] for n in names)
         k = round(u * pct / 100)
+        if len(names) > 1 and k > sum(self.layer_cap(n) for n in names):
+            raise ValueError(f"A global sparsity of {pct:g}% cannot be reached when no layer may lose more than "
+                             f"max_layer_sparsity={self.max_layer_sparsity}% of its units (None: all but one): raise "
+                             f"max_layer_sparsity (100 allows whole layers to go), or lower the target")
         out[tuple(names)] = u - _kept_multiple(u - k, u, round_to) if len(names) == 1 else k
     return out
+
+@patch
+def layer_cap(self:Sparsifier, key:str) -> int:
+    "The most units that layer (or coupled channel group) `key` may lose in a global group: see `max_layer_sparsity`"
+    u, cap = self.units[key], self.max_layer_sparsity
+    return u - 1 if cap is None else min(u, math.floor(u * cap / 100 + 1e-9))
 
 @patch
 def pruned(self:Sparsifier, groups) -> dict[tuple[str, ...], int]:
@@ -379,13 +391,29 @@ def sparsify_model(self:Sparsifier,
         if self.nm: self._sparsify_nm(names, k > 0); continue
         scores = self._scores(list(names))
         if len(names) > 1 and round_to is not None:  # global choice sets each layer's count, rounded, then local
-            for n, s, m in zip(names, scores, select_lowest(scores, k)):
+            for n, s, m in zip(names, scores, self._select_global(list(names), k, scores)):
                 kept = _kept_multiple(int(m.sum()), s.numel(), round_to)
                 self._set_key_mask(n, select_lowest([s], s.numel() - kept, [m])[0])
             continue
         out = [self._key_mask(n) for n in names]
-        for n, m in zip(names, select_lowest(scores, k, out, release=True)): self._set_key_mask(n, m)
+        masks = select_lowest(scores, k, out, release=True)
+        if len(names) > 1 and any(n_zeros(m) > self.layer_cap(n) for n, m in zip(names, masks)):  # rare: re-score, capped
+            masks = self._select_global(list(names), k)
+        for n, m in zip(names, masks): self._set_key_mask(n, m)
     self.apply_masks()
+
+@patch
+def _select_global(self:Sparsifier, names:list[str], k:int, scores:list[Tensor]|None=None) -> list[Tensor]:
+    "Keep-masks that prune the `k` lowest units of `names` with no layer above its `layer_cap`"
+    scores = ifnone(scores, self._scores(names))
+    masks, free = [None] * len(names), list(range(len(names)))
+    while True:  # water-filling: a layer over its cap is fixed at it, and the rest is chosen again among the others
+        sub = select_lowest([scores[i] for i in free], k - sum(self.layer_cap(names[i]) for i in range(len(names)) if i not in free))
+        over = [i for i, m in zip(free, sub) if n_zeros(m) > self.layer_cap(names[i])]
+        for i, m in zip(free, sub): masks[i] = m
+        if not over: return masks
+        for i in over: masks[i] = select_lowest([scores[i]], self.layer_cap(names[i]))[0]
+        free = [i for i in free if i not in over]
 
 @patch
 def sparsify_layer(self:Sparsifier,
@@ -560,6 +588,7 @@ class SparsifyCallback(Callback):
         coupled:bool=False,              # Score and zero coupled channels together (see `Sparsifier`), so all can be removed
         prune:bool=False,                # At the end of fit, replace learn.model with a compact copy without its zero channels
         pruner:Pruner|None=None,         # The `Pruner` to do that with (implies `prune`); a default `Pruner()` if None
+        max_layer_sparsity:float|None=None, # In global context, the most (%) one layer may lose; None: all but one unit
     ):
         if isinstance(sparsity, dict):
             if not sparsity: raise ValueError("sparsity is an empty dict: name at least one layer")
@@ -572,6 +601,7 @@ class SparsifyCallback(Callback):
         if N_M and not isinstance(sparsity, dict) and sparsity not in (0, 100 * (N_M[1] - N_M[0]) / N_M[1]):
             raise ValueError(f"N:M sparsity {N_M[0]}:{N_M[1]} prunes exactly {100 * (N_M[1] - N_M[0]) / N_M[1]:g}%, got sparsity={sparsity!r}")
         _check_int(rewind_epoch, 'rewind_epoch', minimum=0, none_ok=False); _check_int(update_every, 'update_every')
+        if max_layer_sparsity is not None: _check_pct(max_layer_sparsity, 'max_layer_sparsity')
         if coupled and model is not None:
             raise ValueError("coupled=True traces the whole learn.model to find coupled channels: choose the layers with "
                              "layer_type (or a dict sparsity), not with model=")
@@ -605,7 +635,8 @@ def before_fit(self:SparsifyCallback):
                       "sparsity compounds. To compact once, pass the callback to the last fit only.")
     model = ifnone(self.model, self.learn.model)
     kw = dict(granularity=self.granularity, context=self.context, criteria=self.criteria, nm=self.nm,
-              layer_type=self.layer_type, keep_init=self.lth and self.rewind_epoch == 0, coupled=self.coupled)
+              layer_type=self.layer_type, keep_init=self.lth and self.rewind_epoch == 0, coupled=self.coupled,
+              max_layer_sparsity=self.max_layer_sparsity)
     try: self.sparsifier = Sparsifier(model, example_inputs=self._example() if self.coupled else None, **kw)
     except RuntimeError as e:
         if 'example_inputs' not in str(e): raise

@@ -6,7 +6,8 @@ from fastai.callback.core import Callback
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
 from fasterai_lite.sparse import Sparsifier, SparsifyCallback
-from fasterai_lite.prune import Pruner, output_difference, param_count, macs
+from fasterai_lite.prune import Pruner, output_difference
+from fasterai_lite.stats import param_count, macs
 from fasterai_lite.data import vgg_cifar
 
 def lenet():
