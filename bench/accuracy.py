@@ -3,14 +3,16 @@
 Tasks (real data from `shared_datasets()`, i.e. ../shared/datasets or $FASTERAI_LITE_DATA; nothing is downloaded):
 - mnist: the MIT pruning demo's network (PyTorch's MNIST example `MnistNet`), full MNIST, 7 epochs of
   fit_one_cycle(lr 3e-3, fastai's default Adam), batch 64;
-- cifar-vgg, cifar-resnet20: `vgg_cifar` and `resnet20` on the 10k/2k CIFAR-10 subset, with flips and shifts.
+- cifar-vgg, cifar-resnet20: `vgg_cifar` and `resnet20` on the 10k/2k CIFAR-10 subset, with flips and shifts;
+- digits-cnn, digits-resnet: the demo's small nets on scikit-learn's 8x8 digits, 10 epochs at lr 1e-2 (seconds a run).
 
 A configuration is a short string:
 - `dense`: the plain fit;
 - `mit@S`: the MIT demo's recipe: the first E-2 epochs dense, then one-shot magnitude pruning of each layer to S%
   and 2 epochs of SGD fine-tuning (momentum 0.9, lr 0.1, cosine, wd 1e-4) with the masks held;
 - `cb@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,every=N]`: one SparsifyCallback on the whole fit, weight granularity
-  over Conv and Linear layers; START-END overrides the schedule's window (fractions of training);
+  over Conv and Linear layers; START-END overrides the schedule's window (fractions of training); order=N shuffles
+  the data with seed N instead of the run's seed (the weights still start from the run's seed): the data order alone;
 - `filter@S,CONTEXT,CRITERIA,SCHEDULE[,START-END]`: conv filters with coupled=True, prune=True; the compact model's
   parameter and MAC ratios are recorded too.
 
@@ -32,13 +34,15 @@ from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import set_seed
 from fasterai_lite.core.all import *
 from fasterai_lite.sparse import SparsifyCallback
-from fasterai_lite.data import mnist_dls, cifar_dls, MnistNet, vgg_cifar, resnet20
+from fasterai_lite.data import mnist_dls, cifar_dls, digits_dls, MnistNet, vgg_cifar, resnet20, digits_cnn, tiny_resnet
 
 RESULTS = Path(__file__).parent/'results'
 TASKS = {
     'mnist': dict(dls=mnist_dls, model=MnistNet, epochs=7, lr=3e-3),
     'cifar-vgg': dict(dls=cifar_dls, model=vgg_cifar, epochs=20, lr=3e-3),
     'cifar-resnet20': dict(dls=cifar_dls, model=resnet20, epochs=20, lr=3e-3),
+    'digits-cnn': dict(dls=digits_dls, model=digits_cnn, epochs=10, lr=1e-2),
+    'digits-resnet': dict(dls=digits_dls, model=partial(tiny_resnet, 16), epochs=10, lr=1e-2),
 }
 SETS = {  # configurations run by --set, per task
     'mnist': {'default': ['dense', 'mit@90', 'mit@95', 'cb@90,global,large_final,agp', 'cb@90,local,large_final,agp',
@@ -49,6 +53,7 @@ SETS = {  # configurations run by --set, per task
                           'cb@90,global,large_final,agp', 'filter@30,global,large_final,agp', 'filter@50,global,large_final,agp'],
               'grid': [f'cb@80,global,{c},{s}' for c in ('large_final', 'movement', 'updating_movement', 'grad_crit')
                        for s in ('one_shot', 'iterative', 'agp', 'one_cycle')]},
+    'digits': {'default': ['dense'] + [f'filter@50,global,large_final,agp{w}' for w in (',0.2-1', '', ',0.2-0.5')]},
 }
 FIELDS = ['task', 'config', 'seed', 'epochs', 'accuracy', 'sparsity', 'params_ratio', 'macs_ratio', 'seconds']
 
@@ -59,9 +64,10 @@ def parse(config:str) -> dict:
     parts = rest.split(',')
     if kind == 'mit' and len(parts) == 1: return dict(kind='mit', sparsity=float(parts[0]))
     if kind not in ('cb', 'filter') or len(parts) < 4: raise ValueError(f"Unknown configuration {config!r}: see --help")
-    out = dict(kind=kind, sparsity=float(parts[0]), context=parts[1], criteria=parts[2], schedule=parts[3], window=None, every=None)
+    out = dict(kind=kind, sparsity=float(parts[0]), context=parts[1], criteria=parts[2], schedule=parts[3], window=None, every=None, order=None)
     for p in parts[4:]:
         if p.startswith('every='): out['every'] = int(p[6:])
+        elif p.startswith('order='): out['order'] = int(p[6:])
         else: out['window'] = tuple(float(v) for v in p.split('-'))
     return out
 
@@ -72,16 +78,17 @@ def schedule(c:dict) -> Schedule:
     start, end = c['window']
     return Schedule(s.sched_func, start, end, s.start_val, s.end_val, name=f"{s.name} {start:g}-{end:g}")
 
-def learner(task:str, seed:int) -> Learner:
+def learner(task:str, seed:int, order:int|None=None) -> Learner:
+    "The task's model initialised from `seed`, on its data shuffled by `order` (`seed` if None)"
     t = TASKS[task]
     set_seed(seed)
     model = t['model']().to(memory_format=torch.channels_last)  # about 1.7x faster convs on these CPUs
-    return Learner(t['dls'](seed=seed), model, loss_func=nn.CrossEntropyLoss(), metrics=accuracy)
+    return Learner(t['dls'](seed=seed if order is None else order), model, loss_func=nn.CrossEntropyLoss(), metrics=accuracy)
 
 def run(task:str, config:str, seed:int, epochs:int) -> dict:
     "Train one configuration with one seed; its measurements"
     c, lr = parse(config), TASKS[task]['lr']
-    learn = learner(task, seed)
+    learn = learner(task, seed, c.get('order'))
     learn.remove_cb(ProgressCallback)  # no bars in a log; the Recorder still prints each epoch's line
     row = dict(task=task, config=config, seed=seed, epochs=epochs, sparsity=0., params_ratio=1., macs_ratio=1.)
     if c['kind'] == 'dense': learn.fit_one_cycle(epochs, lr)
@@ -148,7 +155,7 @@ def main():
     p.add_argument('--task', default='mnist', choices=list(TASKS))
     p.add_argument('--set', default='default', help="a named list of configurations for the task (default: default)")
     p.add_argument('--configs', nargs='+', help='configurations to run instead of a --set')
-    p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2], help='default: 0 1 2')
     p.add_argument('--epochs', type=int, help="epochs per run (default: the task's)")
     p.add_argument('--report', action='store_true', help='only write and print the tables of the results so far')
     p.add_argument('--fresh', action='store_true', help='drop the earlier results of this task first')
@@ -157,7 +164,7 @@ def main():
     path = RESULTS/f'accuracy_{a.task}.csv'
     if a.report: print(report(a.task)); return
     if a.fresh and path.exists(): path.unlink()
-    sets = SETS['cifar' if a.task.startswith('cifar') else a.task]
+    sets = SETS[a.task.split('-')[0]]
     if a.configs is None and a.set not in sets: p.error(f"--set must be one of {list(sets)} for {a.task}, got {a.set!r}")
     configs, epochs = a.configs or sets[a.set], a.epochs or TASKS[a.task]['epochs']
     for c in configs: parse(c)  # refuse a bad configuration before anything trains

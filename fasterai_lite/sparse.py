@@ -641,7 +641,8 @@ def before_fit(self:SparsifyCallback):
     except RuntimeError as e:
         if 'example_inputs' not in str(e): raise
         self.sparsifier = Sparsifier(model, example_inputs=self._example(), **kw)
-    self.sparsifier.plan(self.sparsity, self.round_to)  # names in a dict target are checked here, before training
+    try: self.sparsifier.plan(self.sparsity, self.round_to)  # names in a dict target are checked here, before training
+    except Exception: self.sparsifier.remove(); raise          # and the model is left as it came
     self.n_iter_total = self.n_epoch * len(self.dls.train)  # the count fastai steps pct_train by
     self.every = ifnone(self.update_every, max(1, self.n_iter_total // 16))
     self.final_plan = self.sparsifier.plan(self.final_target, self.round_to)

@@ -15,7 +15,7 @@ from typing import Callable
 _all_ = ['sched_cos', 'sched_lin']  # fastai's own, re-exported with the others
 
 # %% auto #0
-__all__ = ['one_shot', 'iterative', 'agp', 'one_cycle', 'cos', 'lin', 'dsd', 'schedules', 'check_range', 'Schedule',
+__all__ = ['RAMP_END', 'one_shot', 'iterative', 'agp', 'one_cycle', 'cos', 'lin', 'dsd', 'schedules', 'check_range', 'Schedule',
            'sched_oneshot', 'sched_iterative', 'sched_agp', 'sched_onecycle', 'sched_dsd', 'available_schedules',
            'as_schedule', 'sched_cos', 'sched_lin']
 
@@ -102,12 +102,14 @@ def sched_dsd(start:float, end:float, pos:float) -> float:
     return end + (1 - math.cos(math.pi * (1 - 2*pos))) * (start - end) / 2
 
 # %% ../../nbs/02_core.schedule.ipynb #7187dda3
+RAMP_END = 0.7  # the ready-made ramps reach their target here: the last 30% of training fine-tunes at the final sparsity
+
 one_shot = Schedule(sched_oneshot, start_pct=0.5, name='one_shot')
-iterative = Schedule(sched_iterative, start_pct=0.2, name='iterative')
-agp = Schedule(sched_agp, start_pct=0.2, name='agp')
-one_cycle = Schedule(sched_onecycle, name='one_cycle')
-cos = Schedule(sched_cos, name='cos')
-lin = Schedule(sched_lin, name='lin')
+iterative = Schedule(sched_iterative, start_pct=0.2, end_pct=RAMP_END, name='iterative')
+agp = Schedule(sched_agp, start_pct=0.2, end_pct=RAMP_END, name='agp')
+one_cycle = Schedule(sched_onecycle, end_pct=RAMP_END, name='one_cycle')
+cos = Schedule(sched_cos, end_pct=RAMP_END, name='cos')
+lin = Schedule(sched_lin, end_pct=RAMP_END, name='lin')
 dsd = Schedule(sched_dsd, name='dsd')
 
 schedules = {s.name: s for s in (one_shot, iterative, agp, one_cycle, cos, lin, dsd)}

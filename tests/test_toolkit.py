@@ -1,0 +1,93 @@
+"The MIT lab's toolkit: statistics, sensitivity scan and targets, the layer-collapse cap; edge cases and bad input."
+import copy, pytest, torch, torch.nn as nn
+import matplotlib; matplotlib.use('Agg')
+from fastai.learner import Learner
+from fastai.metrics import accuracy
+from fastai.torch_core import set_seed
+from fasterai_lite.sparse import Sparsifier, SparsifyCallback
+from fasterai_lite.prune import Pruner
+from fasterai_lite.stats import layer_stats, model_stats, compare_models, param_count, size_mb
+from fasterai_lite.sensitivity import sensitivity_scan, sensitivity_targets
+from fasterai_lite.data import digits_dls, digits_cnn, MnistNet, read_idx
+
+def learner(model=None):
+    set_seed(0)
+    return Learner(digits_dls(), model or digits_cnn(), loss_func=nn.CrossEntropyLoss(), metrics=accuracy)
+
+def state(model): return {k: v.clone() for k, v in model.state_dict().items()}
+def same(a, b): return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+def test_stats_of_dense_sparse_and_compact_models():
+    learn = learner()
+    cb = SparsifyCallback(50, 'filter', 'local', 'large_final', 'agp', coupled=True, prune=True)
+    dense = copy.deepcopy(learn.model)
+    with learn.no_bar(), learn.no_logging(): learn.fit(2, 1e-2, cbs=cb)
+    x = learn.dls.valid.one_batch()[0][:1]
+    cmp = compare_models({'dense': dense, 'compact': learn.model}, x)
+    assert cmp.loc['params', 'compact'] == param_count(learn.model) == cb.prune_report.loc['params', 'compact']
+    assert cmp.loc['macs', 'dense/compact'] == pytest.approx(cb.prune_report.loc['macs', 'ratio'], abs=0.01)
+    st = layer_stats(learn.model, x)
+    assert (st.sparsity < 50).all() and st.macs.sum() <= model_stats(learn.model, x)['macs']
+
+def test_size_at_data_width_counts_parameters_only():
+    m = MnistNet()
+    assert size_mb(m, data_width=32) == pytest.approx(param_count(m) * 4 / 1e6)
+    assert size_mb(m, data_width=8) == pytest.approx(param_count(m) / 1e6)
+
+def test_scan_refuses_bad_input_and_touches_nothing():
+    learn = learner()
+    before = state(learn.model)
+    for kw, msg in [(dict(sparsities=[]), 'non-empty list'), (dict(sparsities=[-5]), r'\[-5\]'),
+                    (dict(sparsities=[50, float('nan')]), 'nan'), (dict(sparsities=50), 'non-empty list'),
+                    (dict(layers=['0', 'head']), r"Layers \['head'\] are not"),
+                    (dict(layer_type=nn.Embedding), 'no layer of type')]:
+        with pytest.raises(ValueError, match=msg): sensitivity_scan(learn, **kw)
+        assert same(before, state(learn.model))
+    mlp = learner(nn.Sequential(nn.Flatten(), nn.ReLU()))
+    with pytest.raises(ValueError, match='no layer of type'): sensitivity_scan(mlp)
+
+def test_scan_of_chosen_layers_with_filters_restores_batchnorm():
+    learn = learner()
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
+    before = state(learn.model)
+    scan = sensitivity_scan(learn, [50, 100], granularity='filter', layer_type=nn.Conv2d, layers=['3', '7'])
+    assert scan.layer.tolist() == ['3', '3', '7', '7'] and scan.attrs['metric'] == 'accuracy'
+    assert same(before, state(learn.model))  # the BatchNorms the filters zeroed are back too
+    assert (scan.groupby('layer')['drop'].last() > 0).all()  # a layer without any filter breaks the net
+
+def test_scan_without_metrics_uses_the_loss():
+    learn = learner(); learn.metrics = []
+    scan = sensitivity_scan(learn, [90], layers=['0'])
+    assert scan.attrs == dict(metric='valid_loss', baseline=scan.attrs['baseline'], higher_better=False)
+    assert scan['drop'].iloc[0] == pytest.approx(scan.valid_loss.iloc[0] - scan.attrs['baseline'])
+
+def test_targets_feed_the_callback():
+    learn = learner()
+    with learn.no_bar(), learn.no_logging(): learn.fit(2, 1e-2)
+    scan = sensitivity_scan(learn, [25, 50, 75, 90])
+    t = sensitivity_targets(scan, 50, budget=1.)
+    cb = SparsifyCallback(t, 'weight', 'local', 'large_final', 'agp', layer_type=(nn.Conv2d, nn.Linear))
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3, cbs=cb)
+    assert cb.report.zeros.sum() / cb.report.params.sum() == pytest.approx(.5, abs=1e-3)
+    with pytest.raises(ValueError, match='budget must be'): sensitivity_targets(scan, 50, budget=-1)
+
+def test_layer_cap_in_the_callback():
+    with pytest.raises(ValueError, match=r'max_layer_sparsity must be a percentage in \[0, 100\], got 150'):
+        SparsifyCallback(50, 'filter', 'global', 'large_final', 'agp', max_layer_sparsity=150)
+    learn = learner()
+    before = state(learn.model)
+    cb = SparsifyCallback(90, 'filter', 'global', 'movement', 'agp', max_layer_sparsity=80)
+    with pytest.raises(ValueError, match='cannot be reached'), learn.no_bar(), learn.no_logging(): learn.fit(1, cbs=cb)
+    assert same(before, state(learn.model)) and not any(hasattr(m, b) for m in learn.model.modules() for b in ('_mask', '_init_weights'))
+
+def test_no_layer_collapses_by_default_in_global_coupled_mode():
+    learn = learner(digits_cnn((16, 64, 8)))
+    with torch.no_grad(): learn.model[7].weight.mul_(1e-3)  # the last conv scores far below the others
+    cb = SparsifyCallback(40, 'filter', 'global', 'large_final', 'one_shot', coupled=True, prune=True)
+    with learn.no_bar(), learn.no_logging(): learn.fit(2, 1e-3, cbs=cb)
+    convs = [m for m in learn.model.modules() if isinstance(m, nn.Conv2d)]
+    assert convs[2].out_channels == 1  # capped at all but one: the Pruner keeps it without a warning
+
+def test_read_idx_refuses_other_files(tmp_path):
+    (tmp_path/'x').write_bytes(b'\x00\x00\x0d\x01' + (3).to_bytes(4, 'big') + b'abc')
+    with pytest.raises(ValueError, match='not an idx file of unsigned bytes'): read_idx(tmp_path/'x')
