@@ -9,7 +9,10 @@ Tasks (real data from `shared_datasets()`, i.e. ../shared/datasets or $FASTERAI_
 A configuration is a short string:
 - `dense`: the plain fit;
 - `mit@S`: the MIT demo's recipe: the first E-2 epochs dense, then one-shot magnitude pruning of each layer to S%
-  and 2 epochs of SGD fine-tuning (momentum 0.9, lr 0.1, cosine, wd 1e-4) with the masks held;
+  and 2 epochs of SGD fine-tuning (momentum 0.9, cosine from the demo's lr 0.1 at batch 256, scaled linearly to the
+  task's batch size, wd 1e-4) with the masks held;
+- `sens@S`: the same, with per-layer sparsities from a sensitivity scan of the dense model (each layer pruned alone to
+  50-99%, scored on the validation set, as the MIT lab does) through `sensitivity_targets`, instead of S% everywhere;
 - `cb@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,every=N]`: one SparsifyCallback on the whole fit, weight granularity
   over Conv and Linear layers; START-END overrides the schedule's window (fractions of training); order=N shuffles
   the data with seed N instead of the run's seed (the weights still start from the run's seed): the data order alone;
@@ -34,6 +37,7 @@ from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import set_seed
 from fasterai_lite.core.all import *
 from fasterai_lite.sparse import SparsifyCallback
+from fasterai_lite.sensitivity import sensitivity_scan, sensitivity_targets
 from fasterai_lite.data import mnist_dls, cifar_dls, digits_dls, MnistNet, vgg_cifar, resnet20, digits_cnn, tiny_resnet
 
 RESULTS = Path(__file__).parent/'results'
@@ -45,7 +49,7 @@ TASKS = {
     'digits-resnet': dict(dls=digits_dls, model=partial(tiny_resnet, 16), epochs=10, lr=1e-2),
 }
 SETS = {  # configurations run by --set, per task
-    'mnist': {'default': ['dense', 'mit@90', 'mit@95', 'cb@90,global,large_final,agp', 'cb@90,local,large_final,agp',
+    'mnist': {'default': ['dense', 'mit@90', 'mit@95', 'sens@90', 'cb@90,global,large_final,agp', 'cb@90,local,large_final,agp',
                           'cb@95,global,large_final,agp', 'cb@95,local,large_final,agp'],
               'explore': ['cb@90,global,large_final,agp,0.2-1', 'cb@90,global,large_final,agp,0.2-0.7',
                           'cb@90,global,large_final,agp,0.1-0.5', 'cb@90,global,large_final,agp,0.2-0.7,every=30']},
@@ -55,6 +59,7 @@ SETS = {  # configurations run by --set, per task
                        for s in ('one_shot', 'iterative', 'agp', 'one_cycle')]},
     'digits': {'default': ['dense'] + [f'filter@50,global,large_final,agp{w}' for w in (',0.2-1', '', ',0.2-0.5')]},
 }
+SCAN = (50, 70, 80, 90, 95, 98, 99)  # sparsities the sensitivity scan tries on each layer
 FIELDS = ['task', 'config', 'seed', 'epochs', 'accuracy', 'sparsity', 'params_ratio', 'macs_ratio', 'seconds']
 
 def parse(config:str) -> dict:
@@ -62,7 +67,7 @@ def parse(config:str) -> dict:
     kind, _, rest = config.partition('@')
     if kind == 'dense' and not rest: return dict(kind='dense')
     parts = rest.split(',')
-    if kind == 'mit' and len(parts) == 1: return dict(kind='mit', sparsity=float(parts[0]))
+    if kind in ('mit', 'sens') and len(parts) == 1: return dict(kind=kind, sparsity=float(parts[0]))
     if kind not in ('cb', 'filter') or len(parts) < 4: raise ValueError(f"Unknown configuration {config!r}: see --help")
     out = dict(kind=kind, sparsity=float(parts[0]), context=parts[1], criteria=parts[2], schedule=parts[3], window=None, every=None, order=None)
     for p in parts[4:]:
@@ -92,12 +97,13 @@ def run(task:str, config:str, seed:int, epochs:int) -> dict:
     learn.remove_cb(ProgressCallback)  # no bars in a log; the Recorder still prints each epoch's line
     row = dict(task=task, config=config, seed=seed, epochs=epochs, sparsity=0., params_ratio=1., macs_ratio=1.)
     if c['kind'] == 'dense': learn.fit_one_cycle(epochs, lr)
-    elif c['kind'] == 'mit':
+    elif c['kind'] in ('mit', 'sens'):
         learn.fit_one_cycle(epochs - 2, lr)
+        target = c['sparsity'] if c['kind'] == 'mit' else sensitivity_targets(sensitivity_scan(learn, SCAN), c['sparsity'], budget=1.)
         learn.opt_func = partial(SGD, mom=0.9)
-        hold = SparsifyCallback(c['sparsity'], 'weight', 'local', 'large_final', Schedule(sched_oneshot, 0., name='one_shot at 0'),
+        hold = SparsifyCallback(target, 'weight', 'local', 'large_final', Schedule(sched_oneshot, 0., name='one_shot at 0'),
                                 layer_type=(nn.Conv2d, nn.Linear))
-        learn.fit_flat_cos(2, 0.1, pct_start=0., wd=1e-4, cbs=hold)
+        learn.fit_flat_cos(2, 0.1 * learn.dls.bs / 256, pct_start=0., wd=1e-4, cbs=hold)  # the demo's lr 0.1 at batch 256, scaled
         row['sparsity'] = float(hold.report.zeros.sum() / hold.report.params.sum() * 100)
     else:
         kw = (dict(granularity='filter', layer_type=nn.Conv2d, coupled=True, prune=True) if c['kind'] == 'filter' else
@@ -132,7 +138,7 @@ def report(task:str) -> str:
     lines = [f"| configuration | epochs | seeds | accuracy % mean | min - max | spread | sparsity % | params ratio | MACs ratio |",
              "|---|---|---|---|---|---|---|---|---|"]
     summary = []
-    for (config, epochs), rs in groups.items():
+    for (config, epochs), rs in sorted(groups.items(), key=lambda kv: (kv[0][0] != 'dense', kv[0][0])):  # dense first
         acc = [float(r['accuracy']) for r in rs]
         mean = statistics.mean(acc)
         cols = dict(config=config, epochs=epochs, seeds=len(rs), mean=round(mean, 2), min=round(min(acc), 2),
