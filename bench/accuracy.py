@@ -90,6 +90,10 @@ def learner(task:str, seed:int, order:int|None=None) -> Learner:
     model = t['model']().to(memory_format=torch.channels_last)  # about 1.7x faster convs on these CPUs
     return Learner(t['dls'](seed=seed if order is None else order), model, loss_func=nn.CrossEntropyLoss(), metrics=accuracy)
 
+def sparsity(cb:SparsifyCallback) -> float:
+    "Zero weights (%) over the layers the callback sparsified, from its final report"
+    return float(cb.report.zeros.sum() / cb.report.params.sum() * 100)
+
 def run(task:str, config:str, seed:int, epochs:int) -> dict:
     "Train one configuration with one seed; its measurements"
     c, lr = parse(config), TASKS[task]['lr']
@@ -104,14 +108,14 @@ def run(task:str, config:str, seed:int, epochs:int) -> dict:
         hold = SparsifyCallback(target, 'weight', 'local', 'large_final', Schedule(sched_oneshot, 0., name='one_shot at 0'),
                                 layer_type=(nn.Conv2d, nn.Linear))
         learn.fit_flat_cos(2, 0.1 * learn.dls.bs / 256, pct_start=0., wd=1e-4, cbs=hold)  # the demo's lr 0.1 at batch 256, scaled
-        row['sparsity'] = float(hold.report.zeros.sum() / hold.report.params.sum() * 100)
+        row['sparsity'] = sparsity(hold)
     else:
         kw = (dict(granularity='filter', layer_type=nn.Conv2d, coupled=True, prune=True) if c['kind'] == 'filter' else
               dict(granularity='weight', layer_type=(nn.Conv2d, nn.Linear)))
         cb = SparsifyCallback(c['sparsity'], context=c['context'], criteria=c['criteria'], schedule=schedule(c),
                               update_every=c['every'], **kw)
         learn.fit_one_cycle(epochs, lr, cbs=cb)
-        row['sparsity'] = float(cb.report.zeros.sum() / cb.report.params.sum() * 100)
+        row['sparsity'] = sparsity(cb)
         if cb.prune_report is not None:
             row['params_ratio'], row['macs_ratio'] = (float(cb.prune_report.loc[k, 'ratio']) for k in ('params', 'macs'))
     row['accuracy'] = float(learn.validate()[1]) * 100

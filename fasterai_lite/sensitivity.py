@@ -10,8 +10,9 @@ import torch, torch.nn as nn
 from fastcore.basics import *
 from fastprogress.fastprogress import progress_bar
 from .core.criteria import Criteria
+from .core.schedule import check_range
 from .graph import modes_kept
-from .sparse import Sparsifier
+from .sparse import Sparsifier, _as_types
 
 # %% auto #0
 __all__ = ['sensitivity_scan', 'plot_sensitivity', 'sensitivity_targets']
@@ -19,7 +20,7 @@ __all__ = ['sensitivity_scan', 'plot_sensitivity', 'sensitivity_targets']
 # %% ../nbs/10_sensitivity.ipynb #736cb1ad
 def _scan_layers(model:nn.Module, layer_type, layers) -> list[str]:
     "The names of the layers to scan, checked against the model before anything changes"
-    types = tuple(layer_type) if isinstance(layer_type, (tuple, list)) else (layer_type,)
+    types = _as_types(layer_type)
     found = [n for n, m in model.named_modules() if isinstance(m, types) and isinstance(getattr(m, 'weight', None), torch.Tensor)]
     if not found: raise ValueError(f"{type(model).__name__} has no layer of type {[t.__name__ for t in types]} to scan")
     if layers is None: return found
@@ -100,7 +101,6 @@ def sensitivity_targets(
     budget:float,       # Largest drop of the metric allowed per layer, in its units (accuracy 0.005: half a point)
 ) -> dict[str, float]:
     "{layer: sparsity %} that meets `sparsity` overall, pruning most where the scan says it hurts least"
-    from fasterai_lite.core.schedule import check_range
     check_range(sparsity, 'sparsity', 0, 100, 'a percentage'); check_range(budget, 'budget', 0, float('inf'), 'a number')
     layers = {n: d.sort_values('sparsity') for n, d in scan.groupby('layer', sort=False)}
     w = {n: float(d.params.iloc[0]) for n, d in layers.items()}
