@@ -36,7 +36,7 @@ from fastai.optimizer import SGD
 from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import set_seed
 from fasterai_lite.core.all import *
-from fasterai_lite.sparse import SparsifyCallback
+from fasterai_lite.callback import SparsifyCallback
 from fasterai_lite.sensitivity import sensitivity_scan, sensitivity_targets
 from fasterai_lite.data import mnist_dls, cifar_dls, digits_dls, MnistNet, vgg_cifar, resnet20, digits_cnn, tiny_resnet
 

@@ -1,7 +1,7 @@
 """Memory: extra bytes per parameter that SparsifyCallback holds during training, for each criteria.
 
 Counts, at the end of every epoch of a real fit, the bytes of the buffers the callback keeps on the sparsified layers
-(`_mask`, `_init_weights`, `_old_weights`), divided by the number of weights of those layers; prints the largest value
+(`Masks`: the mask, and the 'init' and 'old' reference weights), divided by the number of weights of those layers; prints the largest value
 seen. Model: 4 x nn.Linear(2048, 2048) on random data, global, 80%.
 Usage: python bench/memory.py"""
 import contextlib, io
@@ -9,20 +9,22 @@ import torch, torch.nn as nn
 from fastai.callback.core import Callback
 from fastai.learner import Learner
 from fastai.torch_core import set_seed
-from fasterai_lite.sparse import SparsifyCallback
+from fasterai_lite.callback import SparsifyCallback
 from overhead import mlp, random_dls
 
-BUFFERS = ('_mask', '_init_weights', '_old_weights')
+BUFFERS = ('mask', 'init', 'old')  # the kinds of state `Masks` holds
+
+def nbytes(t) -> int: return 0 if t is None else t.numel() * t.element_size()
 
 class HeldBytes(Callback):
     "Largest bytes-per-weight the SparsifyCallback holds, by buffer, seen at the end of each epoch"
     order = 45
     def before_fit(self): self.peak = {}
     def after_epoch(self):
-        layers = self.learn.sparsify.sparsifier.layers.values()
-        n = sum(m.weight.numel() for m in layers)
+        sp = self.learn.sparsify.sparsifier
+        n = sum(m.weight.numel() for m in sp.layers.values())
         for b in BUFFERS:
-            held = sum(getattr(m, b).numel() * getattr(m, b).element_size() for m in layers if getattr(m, b, None) is not None)
+            held = sum(nbytes(sp.masks.mask(l) if b == 'mask' else sp.masks.reference(l, b)) for l in sp.layers)
             self.peak[b] = max(self.peak.get(b, 0), held / n)
 
 if __name__ == '__main__':

@@ -14,7 +14,7 @@ from fastai.data.load import DataLoader
 from fastai.learner import Learner
 from fastai.torch_core import set_seed
 from fasterai_lite.data import digits_dls, digits_cnn
-import fasterai_lite.sparse as lite
+import fasterai_lite.callback as lite
 
 def mlp(): return nn.Sequential(*[l for _ in range(4) for l in (nn.Linear(2048, 2048), nn.ReLU())][:-1])
 
@@ -52,7 +52,7 @@ def factories(setup, crit, with_fasterai=True):
 
 def handler_seconds(setup, cb_factory, repeats=3) -> tuple[float, dict]:
     "Median seconds spent inside the callbacks' own event handlers during one fit (robust to machine noise)"
-    from fasterai_lite.sparse import SparsifyCallback, _SparsifyEnd
+    from fasterai_lite.callback import SparsifyCallback, _SparsifyEnd
     spent, originals = {}, []
     def wrap(cls, name):
         f = getattr(cls, name); originals.append((cls, name, f))

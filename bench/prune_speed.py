@@ -12,7 +12,7 @@ Usage: python bench/prune_speed.py [--size 112] [--repeats 10] [--only resnet18,
 import argparse, copy, warnings
 import torch, torch.nn as nn, torchvision.models as tvm
 from torch.fx.experimental.optimization import fuse
-from fasterai_lite.sparse import Sparsifier
+from fasterai_lite.sparsifier import Sparsifier
 from fasterai_lite.prune import Pruner
 from fasterai_lite.stats import latency_ms
 from fasterai_lite.data import vgg_cifar

@@ -13,7 +13,7 @@ def _rss_kb(field):
 def run(method:str) -> dict:
     import time, torch, torch.nn as nn
     import torch.nn.utils.prune as prune
-    from fasterai_lite.sparse import Sparsifier  # imports (fastai's, mostly) are not part of the timing
+    from fasterai_lite.sparsifier import Sparsifier  # imports (fastai's, mostly) are not part of the timing
     torch.manual_seed(0)
     model = nn.Sequential(*[nn.Linear(4096, 4096) for _ in range(6)])
     n = sum(m.weight.numel() for m in model)

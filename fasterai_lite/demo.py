@@ -11,7 +11,7 @@ from fastai.learner import Learner
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
 from .core.all import *
-from .sparse import SparsifyCallback
+from .callback import SparsifyCallback
 from .prune import Pruner
 from .stats import param_count, macs, size_mb, latency_ms
 from .data import digits_dls, digits_cnn, tiny_resnet

@@ -11,7 +11,7 @@ from torch import Tensor
 from fastcore.basics import *
 
 # %% auto #0
-__all__ = ['ChannelGroup', 'modes_kept', 'channel_groups', 'model_outputs', 'dummy_inputs', 'inputs_for']
+__all__ = ['ChannelGroup', 'modes_kept', 'channel_groups', 'model_outputs', 'dummy_inputs', 'inputs_for', 'following_norms']
 
 # %% ../nbs/05_graph.ipynb #db4ae3da
 @dataclass
@@ -111,3 +111,32 @@ def inputs_for(
 ) -> tuple:
     "`example_inputs` as a tuple, or `dummy_inputs(model)` when none are given"
     return tuple(listify(example_inputs)) if example_inputs is not None else dummy_inputs(model)
+
+# %% ../nbs/05_graph.ipynb #a6c2087d
+_ZERO_KEEPING_OPS = ('Relu', 'Hardtanh', 'LeakyRelu', 'Elu', 'Gelu', 'Silu', 'Mish', 'Hardswish', 'Tanh', 'NativeDropout',
+                     'MaxPool', 'AvgPool', 'AdaptiveAvgPool', 'AdaptiveMaxPool', 'Clone')  # autograd op names, by prefix
+
+def _keeps_zero(node) -> bool:
+    "A one-input elementwise or pooling op of the graph that maps 0 to 0"
+    op = node.grad_fn.name() if node.grad_fn is not None else ''
+    return node.type.name == 'ELEMENTWISE' and len(node.inputs) == 1 and op.startswith(_ZERO_KEEPING_OPS)
+
+def _norm_source(node, DG) -> str|None:
+    "Name of the layer whose output channels the BatchNorm `node` normalises, if one reaches it through zero-keeping ops"
+    x = node.inputs[0] if len(node.inputs) == 1 else None
+    while x is not None and _keeps_zero(x): x = x.inputs[0]
+    return DG._module2name.get(x.module) if x is not None and x.type.name in _PRODUCERS else None
+
+def following_norms(
+    model:nn.Module,      # The model to search
+    example_inputs=None,  # Input(s) to trace it with; guessed by `dummy_inputs` if None
+    DG=None,              # A dependency graph of `model` already built by `channel_groups`, to reuse
+) -> dict[str, list[str]]:
+    "Map each layer's name to the names of the BatchNorms that normalise its output channels"
+    DG = DG if DG is not None else _dependency_graph(model, inputs_for(model, example_inputs))
+    out = {}
+    for m, node in DG.module2node.items():
+        if node.type.name != 'BN': continue
+        src = _norm_source(node, DG)
+        if src is not None: out.setdefault(src, []).append(DG._module2name[m])
+    return out

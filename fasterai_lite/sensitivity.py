@@ -12,7 +12,7 @@ from fastprogress.fastprogress import progress_bar
 from .core.criteria import Criteria
 from .core.schedule import check_range
 from .graph import modes_kept
-from .sparse import Sparsifier, _as_types
+from .sparsifier import Sparsifier, sparsifiable_layers, _as_types
 
 # %% auto #0
 __all__ = ['sensitivity_scan', 'plot_sensitivity', 'sensitivity_targets']
@@ -21,8 +21,8 @@ __all__ = ['sensitivity_scan', 'plot_sensitivity', 'sensitivity_targets']
 def _scan_layers(model:nn.Module, layer_type, layers) -> list[str]:
     "The names of the layers to scan, checked against the model before anything changes"
     types = _as_types(layer_type)
-    found = [n for n, m in model.named_modules() if isinstance(m, types) and isinstance(getattr(m, 'weight', None), torch.Tensor)]
-    if not found: raise ValueError(f"{type(model).__name__} has no layer of type {[t.__name__ for t in types]} to scan")
+    try: found = list(sparsifiable_layers(model, types))
+    except ValueError as e: raise ValueError(f"Nothing to scan: {e}") from None
     if layers is None: return found
     missing = [n for n in listify(layers) if n not in found]
     if missing: raise ValueError(f"Layers {missing} are not {[t.__name__ for t in types]} layers of the model; its layers are {found}")

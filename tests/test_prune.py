@@ -5,7 +5,8 @@ from fastai.learner import Learner, load_learner
 from fastai.callback.core import Callback
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
-from fasterai_lite.sparse import Sparsifier, SparsifyCallback
+from fasterai_lite.sparsifier import Sparsifier
+from fasterai_lite.callback import SparsifyCallback
 from fasterai_lite.prune import Pruner, output_difference
 from fasterai_lite.stats import param_count, macs
 from fasterai_lite.data import vgg_cifar
@@ -174,10 +175,3 @@ def test_hand_off_at_end_of_fit(tmp_path):
     assert torch.allclose(loaded.model.eval()(x), learn.model.eval()(x))
     torch.save(learn.model, tmp_path / 'm.pth')
     assert torch.equal(torch.load(tmp_path / 'm.pth', weights_only=False).eval()(x), learn.model.eval()(x))
-
-def test_prune_in_fine_tune_warns_that_sparsity_compounds(tmp_path):
-    set_seed(0)
-    learn = Learner(synthetic_dls(), small_cnn(), loss_func=nn.CrossEntropyLoss(), path=tmp_path)
-    with pytest.warns(UserWarning, match="sparsity compounds"):
-        learn.fine_tune(1, 1e-3, freeze_epochs=1, cbs=SparsifyCallback(50, 'filter', 'local', 'large_final', 'one_shot', prune=True))
-    assert [m.out_channels for m in learn.model.modules() if isinstance(m, nn.Conv2d)] == [4, 8]  # 16 -> 8 -> 4, 32 -> 16 -> 8

@@ -9,8 +9,9 @@ from fastai.optimizer import SGD, Adam
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
 from fastcore.imports import noop
+from fastcore.basics import ifnone
 from fasterai_lite.core.all import *
-from fasterai_lite.sparse import *
+from fasterai_lite.all import *
 from fasterai_lite.data import digits_dls, digits_cnn as cnn
 
 def learner(model=None, flat=False, path=None, **kw):
@@ -22,16 +23,18 @@ def conv_filters_zero(model):
     return [int((m.weight.flatten(1).abs().sum(1) == 0).sum()) for m in model.modules() if isinstance(m, nn.Conv2d)]
 
 def no_buffers(model):
-    return not any(b in ('_mask', '_init_weights', '_old_weights') for m in model.modules() for b in m._buffers)
+    "Nothing of ours (the masks and references of `Masks`) is left on the model"
+    return not [n for n, _ in model.named_buffers() if n.rsplit('.', 1)[-1] in ('_mask', '_init_weights', '_old_weights')]
 
 class Check(Callback):
     "Runs after SparsifyCallback's after_step and checks that masked weights are exactly 0"
     order = 90
     def before_fit(self): self.sp, self.checked = next(c for c in self.learn.cbs if isinstance(c, SparsifyCallback)).sparsifier, 0
     def after_step(self):
-        for m in self.sp.layers.values():
-            if getattr(m, '_mask', None) is not None:
-                assert (m.weight[~m._mask.expand_as(m.weight)] == 0).all(); self.checked += 1
+        for n, m in self.sp.layers.items():
+            mask = self.sp.masks.mask(n)
+            if mask is not None:
+                assert (m.weight[~mask.expand_as(m.weight)] == 0).all(); self.checked += 1
 
 @pytest.mark.parametrize('fit', ['fit', 'fit_one_cycle'])
 @pytest.mark.parametrize('context', ['local', 'global'])
@@ -62,13 +65,15 @@ def test_state_dict_loads_into_a_fresh_model():
 def test_old_weights_are_one_step_back_at_every_event(sched, update_every):
     "At each pruning event an updating criteria compares with the weights one optimizer step back, as if copied every step"
     seen = []  # (batches done, reference) at each scoring
-    class Record(Criteria):
-        def update_weights(self, m): self.copies += 1; super().update_weights(m)
     def moved(x, ref): seen.append((spy.n, ref.clone())); return (x - ref).abs()
-    crit = Record(noop, needs_update=True, output_fn=moved, name='recorded_movement'); crit.copies = 0
+    crit = Criteria(noop, needs_update=True, output_fn=moved, name='recorded_movement')
     class Spy(Callback):
         order = 41  # just after SparsifyCallback's before_batch: the weights the next batch's reference must equal
-        def before_fit(self): self.n, self.w = 0, [self.learn.model[0].weight.detach().clone()]
+        def before_fit(self):
+            self.n, self.w, self.copies = 0, [self.learn.model[0].weight.detach().clone()], 0
+            masks = cb.sparsifier.masks; keep = masks.keep_reference
+            def counted(kind, names=None): self.copies += kind == 'old'; return keep(kind, names)
+            masks.keep_reference = counted
         def before_batch(self):
             if self.training: self.n += 1; self.w.append(self.learn.model[0].weight.detach().clone())
     learn, spy = learner(), Spy()
@@ -77,7 +82,7 @@ def test_old_weights_are_one_step_back_at_every_event(sched, update_every):
     refs = seen[::3]  # three layers are scored at each event; the first is model[0]
     assert len(refs) >= 2 and len(seen) == 3 * len(refs)
     for n, ref in refs: assert torch.equal(ref, spy.w[n])  # w[n]: the weights as batch n-1 began training (w[0]: before fit)
-    assert crit.copies == 3 * len(refs) < 3 * spy.n  # one copy per layer before each event, not one per batch
+    assert spy.copies == len(refs) < spy.n  # one copy (of every layer) before each event, not one per batch
     assert no_buffers(learn.model)
 
 def test_validation_never_changes_masks():
@@ -85,10 +90,10 @@ def test_validation_never_changes_masks():
         order = 45
         def before_validate(self):
             sp = self.learn.sparsify.sparsifier
-            self.before = {n: getattr(m, '_mask', torch.ones(1)).clone() for n, m in sp.layers.items()}
+            self.before = {n: ifnone(sp.masks.mask(n), torch.ones(1)).clone() for n in sp.layers}
         def after_validate(self):
             sp = self.learn.sparsify.sparsifier
-            for n, m in sp.layers.items(): assert torch.equal(getattr(m, '_mask', torch.ones(1)), self.before[n])
+            for n in sp.layers: assert torch.equal(ifnone(sp.masks.mask(n), torch.ones(1)), self.before[n])
     learner().fit(2, cbs=[SparsifyCallback(50, 'filter', 'local', 'large_final', 'cos'), Snap()])
 
 def test_plain_mlp_rows_and_weights():
@@ -197,8 +202,9 @@ def test_memory_only_what_the_criteria_needs():
         order = 45
         def after_epoch(self):
             sp = self.learn.sparsify.sparsifier
-            self.bufs = {b: sum(getattr(m, b).numel() * getattr(m, b).element_size() for m in sp.layers.values() if getattr(m, b, None) is not None)
-                         for b in ('_mask', '_init_weights', '_old_weights')}
+            def size(t): return 0 if t is None else t.numel() * t.element_size()
+            self.bufs = {'mask': sum(size(sp.masks.mask(n)) for n in sp.layers),
+                         **{k: sum(size(sp.masks.reference(n, k)) for n in sp.layers) for k in ('init', 'old')}}
             self.params = sum(m.weight.numel() for m in sp.layers.values())
     for crit, extra in [('large_final', 1), ('movement', 5), ('updating_movement', 5)]:
         p = Peek()
@@ -206,7 +212,7 @@ def test_memory_only_what_the_criteria_needs():
         assert sum(p.bufs.values()) / p.params == extra, (crit, p.bufs)
     p = Peek()
     learner().fit(1, cbs=[SparsifyCallback(50, 'filter', 'local', 'large_final', 'one_shot'), p])
-    assert p.bufs['_mask'] == 16 + 32 + 32 and p.bufs['_init_weights'] == 0  # one bool per filter
+    assert p.bufs['mask'] == 16 + 32 + 32 and p.bufs['init'] == 0  # one bool per filter
 
 @pytest.mark.parametrize('kwargs, err, msg', [
     (dict(sparsity=101), ValueError, r"sparsity must be a percentage in \[0, 100\], got 101"),

@@ -97,11 +97,12 @@ class Criteria:
         f:Callable,                         # Elementwise transform of a weight tensor, e.g. `torch.abs`
         reducer:Callable|str=Reducer.mean,  # Combines the scores of a unit's weights: a `Reducer` method or its name
         normalizer:Callable|str|None=None,  # Rescales a layer's unit scores: a `Normalizer` method, its name, or None
-        needs_init:bool=False,              # Compares with the initial weights, kept in `m._init_weights`
-        needs_update:bool=False,            # Compares with the previous step's weights, kept in `m._old_weights`
+        needs_init:bool=False,              # Compares with the initial weights, passed as `ref`
+        needs_update:bool=False,            # Compares with the previous step's weights, passed as `ref`
         output_fn:Callable|None=None,       # Combines transformed current and reference weights: `output_fn(wf, wi)`
         return_init:bool=False,             # Scores the transformed reference weights alone
         needs_grad:bool=False,              # Reads `weight.grad`, so must be scored between backward and zero_grad
+        uses_rng:bool=False,                # Draws random numbers: called as `f(w, generator)`
         name:str|None=None,                 # Shown in reprs and error messages
     ):
         if not callable(f): raise TypeError(f"Criteria needs a callable `f`, got {f!r}")
@@ -119,63 +120,47 @@ class Criteria:
     def __repr__(self): return f"Criteria({self.name})"
 
     @property
-    def ref_attr(self) -> str|None:
-        "Name of the buffer that holds the reference weights, or None if the criteria uses none"
-        return '_init_weights' if self.needs_init else '_old_weights' if self.needs_update else None
+    def reference_kind(self) -> str|None:
+        "Which reference weights the criteria compares with: 'init', 'old' (the previous step's), or None"
+        return 'init' if self.needs_init else 'old' if self.needs_update else None
 
 # %% ../../nbs/01_core.criteria.ipynb #bc62a2eb
-@patch
-def prepare(self:Criteria, m:nn.Module) -> None:
-    "Store the reference weights this criteria needs on `m`, copied from its current weights"
-    if self.ref_attr and getattr(m, self.ref_attr, None) is None:
-        m.register_buffer(self.ref_attr, m.weight.detach().clone(), persistent=False)
-
-@patch
-def update_weights(self:Criteria, m:nn.Module) -> None:
-    "Make `m`'s current weights the reference of an updating criteria; call it just before each optimizer step"
-    if not self.needs_update: return
-    if getattr(m, '_old_weights', None) is None: m.register_buffer('_old_weights', m.weight.detach().clone(), persistent=False)
-    else: m._old_weights.copy_(m.weight.detach())
-
-@patch
-def reference(self:Criteria, m:nn.Module) -> Tensor:
-    "The reference weights of `m`, with an error that says how to provide them when they are missing"
-    ref = getattr(m, self.ref_attr, None)
-    if ref is None:
-        what = 'initial weights' if self.needs_init else "weights of the previous optimizer step"
-        raise RuntimeError(f"Criteria {self.name!r} compares with the {what} of this {type(m).__name__}, kept in "
-                           f"`m.{self.ref_attr}`, but it has none. Call `criteria.prepare(m)` before training "
-                           f"(Sparsifier and SparsifyCallback do this for you).")
-    return ref
+def _missing_reference(crit:Criteria) -> ValueError:
+    what = 'initial weights' if crit.needs_init else "weights of the previous optimizer step"
+    return ValueError(f"Criteria {crit.name!r} compares with the {what}, but no `ref` was given: pass them as `ref` "
+                      f"(Sparsifier and SparsifyCallback keep them for you)")
 
 # %% ../../nbs/01_core.criteria.ipynb #594ce2e9
 @patch
 @torch.no_grad()
-def transform(self:Criteria, m:nn.Module) -> Tensor:
-    "Elementwise scores of `m`'s weights (step 1), in a float32 tensor the caller owns"
-    wf = self.f(m.weight)
-    ref = None if self.ref_attr is None else self.reference(m)
-    if ref is None: out = wf
+def transform(self:Criteria,
+    w:Tensor,                                  # The weights to score (the parameter itself, for `grad_crit`)
+    ref:Tensor|None=None,                      # Reference weights, for criteria that compare with them
+    generator:torch.Generator|None=None,       # Random numbers, for criteria that draw them; the global RNG if None
+) -> Tensor:
+    "Elementwise scores of `w` (step 1), in a float32 tensor the caller owns"
+    if self.reference_kind and ref is None: raise _missing_reference(self)
+    wf = self.f(w, generator) if self.uses_rng else self.f(w)
+    if not self.reference_kind: out = wf
     elif self.return_init: out = self.f(ref)
     elif self.output_fn is not None: out = self.output_fn(wf, self.f(ref))
     else: out = wf
     # `f` may hand back the weight (or a view of it) itself: copy rather than let later steps write into it
-    shared = out.untyped_storage().data_ptr() in {t.untyped_storage().data_ptr() for t in (m.weight, ref) if t is not None}
+    shared = out.untyped_storage().data_ptr() in {t.untyped_storage().data_ptr() for t in (w, ref) if t is not None}
     return out.float().clone() if shared and out.dtype == torch.float32 else out.float()
 
 @patch
 @torch.no_grad()
 def finish(self:Criteria,
     scores:Tensor,          # Elementwise float32 scores from `transform`; modified in place
-    m:nn.Module,            # The layer they belong to (its `_mask`, if any, is applied)
     dims:tuple,             # Weight dimensions a unit spans, from `get_dim`
+    mask:Tensor|None=None,  # The layer's keep-mask (True = kept), if it has one: masked weights score 0
     floor:float|None=None,  # Shift negative scores up from this value instead of from this layer's own minimum
 ) -> Tensor:
     "Rescale `scores` (from `transform`, modified in place) to positive values, zero the masked ones, reduce over `dims` and normalize (steps 2-5)"
     low = float(scores.min()) if floor is None else float(floor)
     if low < 0: scores.sub_(low)
     scores.add_(EPS)
-    mask = getattr(m, '_mask', None)
     if mask is not None: mask_(scores, mask)
     scores = self.reducer(scores, tuple(dims))
     return scores if self.normalizer is None else self.normalizer(scores)
@@ -183,17 +168,25 @@ def finish(self:Criteria,
 @patch
 @torch.no_grad()
 def __call__(self:Criteria,
-    m:nn.Module,            # Layer to score
-    g:str,                  # Granularity, see `allowed_granularities(m)`
-    floor:float|None=None,  # See `Criteria.finish`
+    m:nn.Module,                          # Layer to score
+    g:str,                                # Granularity, see `allowed_granularities(m)`
+    ref:Tensor|None=None,                 # Its reference weights, see `transform`
+    mask:Tensor|None=None,                # Its keep-mask, see `finish`
+    floor:float|None=None,                # See `finish`
+    generator:torch.Generator|None=None,  # See `transform`
 ) -> Tensor:
     "One score per unit of `m` at granularity `g`, shaped to broadcast onto `m.weight`"
-    return self.finish(self.transform(m), m, get_dim(m, g), floor)
+    return self.finish(self.transform(m.weight, ref, generator), get_dim(m, g), mask, floor)
 
 # %% ../../nbs/01_core.criteria.ipynb #734e22f9
 def taylor_importance(w:Tensor) -> Tensor:
     "First-order Taylor estimate of the loss change when each weight is removed, `|w * grad|`; `|w|` without a gradient"
     return (w * w.grad).abs() if getattr(w, 'grad', None) is not None else w.abs()
+
+def _normal(w:Tensor, generator:torch.Generator|None=None) -> Tensor:
+    "Standard normal scores shaped like `w`, drawn from `generator` (on its device) and moved to `w`'s"
+    dev = generator.device if generator is not None else w.device
+    return torch.randn(w.shape, generator=generator, device=dev).to(w.device)
 
 def _neg_abs(x:Tensor) -> Tensor: return x.abs().neg_()  # in place on the new tensor: one pass less over big layers
 def _min(x:Tensor, y:Tensor) -> Tensor: return torch.min(x, y)
@@ -202,7 +195,7 @@ def _increase(x:Tensor, y:Tensor) -> Tensor: return x - y
 def _moved(x:Tensor, y:Tensor) -> Tensor: return (x - y).abs_()
 def _movmag(x:Tensor, y:Tensor) -> Tensor: return (x - y).mul_(x).abs_()
 
-random = Criteria(torch.randn_like, name='random')
+random = Criteria(_normal, uses_rng=True, name='random')
 large_final = Criteria(torch.abs, name='large_final')
 small_final = Criteria(_neg_abs, name='small_final')
 squared_final = Criteria(torch.square, name='squared_final')

@@ -1,0 +1,12 @@
+"Everything a user needs in one line, in the style of `fastai.vision.all`: `from fasterai_lite.all import *`"
+from .core.all import *
+from .select import *
+from .masks import *
+from .graph import *
+from .sparsifier import *
+from .callback import *
+from .prune import *
+from .stats import *
+from .plots import *
+from .sensitivity import *
+from .data import *

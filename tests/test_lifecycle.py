@@ -1,0 +1,167 @@
+"A training run's whole life: checkpoint and resume, the best checkpoint at the target, interruptions, fine_tune, mixed precision."
+import warnings, pytest, torch, torch.nn as nn
+from functools import partial
+from fastai.optimizer import SGD
+from fastai.learner import Learner
+from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.tracker import SaveModelCallback
+from fastai.callback.fp16 import MixedPrecision
+from fastai.metrics import accuracy
+from fastai.torch_core import set_seed
+from fasterai_lite.all import *
+
+def learner(path, model=None, **kw):
+    "Digits, with the training batches in a fixed order, so that a resumed run sees the batches an uninterrupted one does"
+    set_seed(0)
+    learn = Learner(digits_dls(), model or digits_cnn(), loss_func=nn.CrossEntropyLoss(), metrics=accuracy, path=path, **kw)
+    learn.dls.train.shuffle = False
+    return learn
+
+def ours(learn) -> list:
+    "Everything of this library left on the learner or its model"
+    bufs = [n for n, _ in learn.model.named_buffers() if n.rsplit('.', 1)[-1] in ('_mask', '_init_weights', '_old_weights')]
+    cbs = [c for c in learn.cbs if type(c).__module__.startswith('fasterai_lite')]
+    return bufs + cbs + [m for m in learn.metrics if m.name == 'sparsity']
+
+def weights(learn): return {n: m.weight.detach().clone() for n, m in learn.model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+
+SETTINGS = dict(sparsity=60, granularity='weight', context='global', criteria='movement', schedule='agp', layer_type=(nn.Conv2d, nn.Linear))
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+    "4 epochs with a checkpoint (and its sparsity state) at the end of every epoch"
+    path = tmp_path_factory.mktemp('run')
+    learn = learner(path)
+    learn.fit_one_cycle(4, 1e-2, cbs=[SparsifyCallback(**SETTINGS), SaveModelCallback(every_epoch=True, with_opt=True, fname='ck')])
+    return path, weights(learn)
+
+def test_resume_mid_schedule_ends_like_an_uninterrupted_run(uninterrupted):
+    path, final = uninterrupted
+    assert (path/'models'/'ck_1.sparsity.pth').exists()
+    learn = learner(path)
+    learn.load('ck_1')  # end of epoch 1: the schedule is mid-ramp (agp ends at 70% of training)
+    learn.fit_one_cycle(4, 1e-2, start_epoch=2, cbs=SparsifyCallback(**SETTINGS))
+    resumed = weights(learn)
+    for n, w in final.items():
+        assert torch.equal(resumed[n] == 0, w == 0), n  # the same masks
+        torch.testing.assert_close(resumed[n], w, rtol=1e-4, atol=1e-5)
+    assert not ours(learn)
+
+def test_resume_with_other_settings_names_the_difference(uninterrupted):
+    path, _ = uninterrupted
+    learn = learner(path); learn.load('ck_1')
+    before = weights(learn)
+    with pytest.raises(ValueError, match=r"saved with other settings: sparsity: 60 -> 70"):
+        learn.fit_one_cycle(4, 1e-2, start_epoch=2, cbs=SparsifyCallback(**{**SETTINGS, 'sparsity': 70}))
+    learn.load('ck_1')
+    with pytest.raises(ValueError, match=r"granularity: 'weight' -> 'row'.*criteria: 'movement' -> 'large_final'"):
+        learn.fit_one_cycle(4, 1e-2, start_epoch=2, cbs=SparsifyCallback(**{**SETTINGS, 'granularity': 'row', 'criteria': 'large_final', 'layer_type': nn.Linear}))
+    learn.load('ck_1')
+    n = len(learn.dls.train)
+    with pytest.raises(ValueError, match=rf"saved after {2 * n} training batches \(epoch 1\), but start_epoch=3 resumes after {3 * n}: load the checkpoint saved at the end of epoch 2"):
+        learn.fit_one_cycle(4, 1e-2, start_epoch=3, cbs=SparsifyCallback(**SETTINGS))
+    assert not ours(learn) and all(torch.equal(w, before[n]) for n, w in weights(learn).items())  # refused before training
+
+def test_resume_into_a_model_with_other_layer_names(uninterrupted):
+    path, _ = uninterrupted
+    learn = learner(path, model=nn.Sequential(digits_cnn()))
+    learn.load('ck_1', strict=False)
+    with pytest.raises(ValueError, match=r"this model's \['0.0', '0.3', '0.7', '0.12'\] are not in it, and its \['0', '3', '7', '12'\] are not in this model"):
+        learn.fit_one_cycle(4, 1e-2, start_epoch=2, cbs=SparsifyCallback(**SETTINGS))
+    assert not ours(learn)
+
+def test_resume_without_a_saved_state_warns(tmp_path):
+    learn = learner(tmp_path)
+    with pytest.warns(UserWarning, match="no saved sparsity state"):
+        learn.fit(2, 1e-2, start_epoch=1, cbs=SparsifyCallback(**SETTINGS))
+
+def test_a_plain_checkpoint_drops_an_older_state_beside_it(tmp_path):
+    learn = learner(tmp_path)
+    learn.fit(1, 1e-2, cbs=[SparsifyCallback(**SETTINGS), SaveModelCallback(every_epoch=True, fname='ck')])
+    assert (tmp_path/'models'/'ck_0.sparsity.pth').exists()
+    learn.save('ck_0')  # no callback runs now: the checkpoint is plain, and the old state would not match it
+    assert not (tmp_path/'models'/'ck_0.sparsity.pth').exists()
+
+def test_best_checkpoint_is_at_the_target_sparsity(tmp_path):
+    "SaveModelCallback(monitor='valid_loss') picks its best among the epochs at the final sparsity"
+    learn = learner(tmp_path)
+    cb, best = SparsifyCallback(60, 'filter', 'global', 'large_final', 'agp'), SaveModelCallback(monitor='valid_loss', fname='best')
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', UserWarning)  # the final target is never applied after the fact
+        learn.fit_one_cycle(5, 1e-2, cbs=[cb, best])
+    losses = [v[1] for v in learn.recorder.values]
+    settled = 3  # agp ends at 70% of 5 epochs: the last pruning event is in epoch 3
+    assert best.best == min(losses[settled:])
+    assert sum(int((m.weight.flatten(1).abs().sum(1) == 0).sum()) for m in learn.model.modules() if isinstance(m, nn.Conv2d)) == 48  # 60% of 80
+
+class Raise(Callback):
+    "Raises `exc` at `event` of training batch `at`, after recording the masks, and after the optimizer step has moved pruned weights"
+    order = 30  # before SparsifyCallback's after_step re-applies the masks
+    def __init__(self, exc, event, at=30): self.exc, self.event, self.at = exc, event, at
+    def _maybe(self, event):
+        if event != self.event or not self.training or self.train_iter != self.at: return
+        sp = self.learn.sparsify.sparsifier
+        self.masks = {n: sp.masks.mask(n).clone() for n in sp.layers if sp.masks.mask(n) is not None}
+        raise self.exc
+    def after_loss(self): self._maybe('after_loss')
+    def after_step(self): self._maybe('after_step')
+
+@pytest.mark.parametrize('exc, event', [(CancelFitException(), 'after_step'), (KeyboardInterrupt(), 'after_loss'),
+                                        (RuntimeError('boom'), 'after_step')], ids=['cancel_fit', 'ctrl_c_mid_batch', 'error_in_after_step'])
+def test_an_interrupted_fit_leaves_masks_applied_and_nothing_of_ours(tmp_path, exc, event):
+    learn, stop = learner(tmp_path, opt_func=partial(SGD, mom=0.9, wd=1e-2)), Raise(exc, event)
+    cb = SparsifyCallback(50, 'weight', 'global', 'large_final', 'lin', layer_type=(nn.Conv2d, nn.Linear), update_every=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        if isinstance(exc, CancelFitException): learn.fit(3, 1e-2, cbs=[cb, stop])
+        else:
+            with pytest.raises(type(exc)): learn.fit(3, 1e-2, cbs=[cb, stop])
+    w = weights(learn)
+    assert stop.masks and all((w[n][~m.expand_as(w[n])] == 0).all() for n, m in stop.masks.items())  # no pruned unit grew back
+    assert not ours(learn)
+    learn.fit(1, 1e-2)  # a second fit works normally, without our column
+    assert 'sparsity' not in learn.recorder.metric_names
+    learn.fit(1, 1e-2, cbs=SparsifyCallback(30, 'filter', 'local', 'large_final', 'one_shot'))
+    assert not ours(learn)
+
+def test_a_callback_added_with_add_cb_is_cleaned_up_by_the_next_fit(tmp_path):
+    learn = learner(tmp_path)
+    cb = SparsifyCallback(50, 'filter', 'local', 'large_final', 'agp')
+    learn.add_cb(cb)
+    with pytest.raises(RuntimeError): learn.fit(2, 1e-2, cbs=Raise(RuntimeError('boom'), 'after_step'))
+    learn.fit(1, 1e-2)  # fastai never removes an add_cb callback, so the next fit starts by clearing the last one's state
+    learn.remove_cb(cb)
+    assert not ours(learn) and cb.report is not None
+
+def test_fine_tune_prunes_in_the_second_fit_and_compacts_once(tmp_path):
+    learn = learner(tmp_path)
+    cb = SparsifyCallback(50, 'filter', 'local', 'large_final', 'agp', prune=True)
+    learn.fine_tune(2, 1e-2, cbs=cb)
+    assert [m.out_channels for m in learn.model.modules() if isinstance(m, nn.Conv2d)] == [8, 16, 16]  # halved once
+    assert not ours(learn) and 'fine_tune_fits' not in learn.__dict__
+
+def test_two_fits_with_prune_warn_that_sparsity_compounds(tmp_path):
+    learn = learner(tmp_path)
+    cb = SparsifyCallback(50, 'filter', 'local', 'large_final', 'one_shot', prune=True)
+    learn.fit(1, 1e-2, cbs=cb)
+    with pytest.warns(UserWarning, match="sparsity compounds"): learn.fit(1, 1e-2, cbs=cb)
+    assert [m.out_channels for m in learn.model.modules() if isinstance(m, nn.Conv2d)] == [4, 8, 8]
+
+class Zeros(Callback):
+    "Checks after every step (once SparsifyCallback has re-applied the masks) that masked weights are exactly 0"
+    order, checked = 90, 0
+    def after_step(self):
+        sp = self.learn.sparsify.sparsifier
+        for n, m in sp.layers.items():
+            mask = sp.masks.mask(n)
+            if mask is not None: assert (m.weight[~mask.expand_as(m.weight)] == 0).all() and m.weight.dtype == torch.float32; self.checked += 1
+
+@pytest.mark.parametrize('precision', ['to_fp16', 'to_bf16'])
+def test_mixed_precision_keeps_masks_exact_and_compacts(tmp_path, precision):
+    learn = getattr(learner(tmp_path), precision)()
+    chk = Zeros()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # fp16 autocast on CPU warns that it is unsupported there and falls back
+        learn.fit_one_cycle(2, 1e-2, cbs=[SparsifyCallback(50, 'filter', 'global', 'large_final', 'agp', coupled=True, prune=True), chk])
+    assert chk.checked > 0 and any(isinstance(c, MixedPrecision) for c in learn.cbs)
+    assert sum(m.out_channels for m in learn.model.modules() if isinstance(m, nn.Conv2d)) < 80 and not ours(learn)
