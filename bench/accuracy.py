@@ -53,8 +53,9 @@ SETS = {  # configurations run by --set, per task
                           'cb@95,global,large_final,agp', 'cb@95,local,large_final,agp'],
               'explore': ['cb@90,global,large_final,agp,0.2-1', 'cb@90,global,large_final,agp,0.2-0.7',
                           'cb@90,global,large_final,agp,0.1-0.5', 'cb@90,global,large_final,agp,0.2-0.7,every=30']},
-    'cifar': {'default': ['dense', 'cb@50,global,large_final,agp', 'cb@80,global,large_final,agp',
-                          'cb@90,global,large_final,agp', 'filter@30,global,large_final,agp', 'filter@50,global,large_final,agp'],
+    'cifar': {'default': ['dense', 'cb@80,global,large_final,agp', 'filter@50,local,large_final,agp'],  # the goals' rows
+              'more': ['cb@50,global,large_final,agp', 'cb@90,global,large_final,agp', 'filter@30,local,large_final,agp',
+                       'filter@50,global,large_final,agp'],
               'grid': [f'cb@80,global,{c},{s}' for c in ('large_final', 'movement', 'updating_movement', 'grad_crit')
                        for s in ('one_shot', 'iterative', 'agp', 'one_cycle')]},
     'digits': {'default': ['dense'] + [f'filter@50,global,large_final,agp{w}' for w in (',0.2-1', '', ',0.2-0.5')]},

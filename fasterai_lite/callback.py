@@ -88,6 +88,191 @@ class SparsifyCallback(Callback):
         "The sparsity the schedule ends at"
         return _scaled(self.sparsity, self.schedule.progress(1.))
 
+    def before_fit(self):
+        "Check the arguments against the model, then build the Sparsifier, or resume the state `learn.load` found"
+        if self.active: self._cleanup()  # an exception ended the last fit, and the callback (added by add_cb) stayed on
+        if self._fine_tune_warmup():
+            self.run = False  # fastai skips this callback's events until after_fit, and sets it back then
+            return
+        model = ifnone(self.model, get_model(self.learn.model))  # under DDP, the user's model and layer names, not `module.`
+        start = self.schedule.start_pct * self.n_epoch
+        if self.lth and self.rewind_epoch > start:
+            raise ValueError(f"rewind_epoch ({self.rewind_epoch}) is after the schedule starts pruning (epoch {start:g} of "
+                             f"{self.n_epoch}): the rewind point must come before the first pruning event")
+        if self.prune_report is not None:
+            warnings.warn("SparsifyCallback(prune=True) starts another fit after compacting the model at the end of the "
+                          "last one: the compact model is sparsified and compacted again, so the sparsity compounds. To "
+                          "compact once, pass the callback to the last fit only.")
+        kw = dict(granularity=self.granularity, context=self.context, criteria=self.criteria, nm=self.nm,
+                  layer_type=self.layer_type, keep_init=self.lth and self.rewind_epoch == 0, coupled=self.coupled,
+                  max_layer_sparsity=self.max_layer_sparsity, seed=_shared_seed())
+        self.sparsifier = Sparsifier(model, example_inputs=self._example(), **kw)
+        try: self._start(self._saved_state())  # dict targets are checked here, before training
+        except Exception: self.sparsifier.remove(); raise  # and the model is left as it came
+        self.metric = ValueMetric(self.sparsifier.sparsity, 'sparsity')
+        self.learn.metrics = self.learn.metrics + [self.metric]
+        self.end_cb = _SparsifyEnd(self)
+        self.learn.add_cb(self.end_cb)
+        self.active = True
+
+    def _fine_tune_warmup(self) -> bool:
+        "Whether this fit is the first of `fine_tune`'s two (the frozen warm-up of the head), which leaves the model dense"
+        fits = self.learn.__dict__.get('fine_tune_fits')
+        if fits is None: return False
+        self.learn.fine_tune_fits = fits + 1
+        if fits: return False
+        print("SparsifyCallback: fine_tune's first fit (the frozen warm-up) leaves the model dense; the schedule runs in its second fit")
+        return True
+
+    def _start(self, state:dict|None):
+        "Set the schedule at its start, or where a saved state left it"
+        self.sparsifier.plan(self.sparsity, self.round_to)
+        self.n_iter_total = self.n_epoch * len(self.dls.train)  # the count fastai steps pct_train by
+        self.every = ifnone(self.update_every, max(1, self.n_iter_total // 16))
+        self.final_plan = self.sparsifier.plan(self.final_target, self.round_to)
+        self.last_plan = self.sparsifier.plan(_scaled(self.sparsity, 0.), self.round_to)  # the model starts without masks
+        self.last_event, self.n_tickets, self.last_progress = -self.every, 0, 0.
+        if state is not None: self.load_state_dict(state)
+
+    def _example(self) -> tuple:
+        "The inputs of one validation sample, to trace and measure the model with"
+        dl = self.dls.valid
+        dl = getattr(dl, 'dl', dl)  # under DDP, the loader inside fastai's DistributedDL: one sample is all it takes
+        return tuple(x[:1] for x in dl.one_batch()[:getattr(self.dls, 'n_inp', 1)])  # fastai's own default
+
+    def before_epoch(self):
+        "Take the lottery-ticket rewind point at the start of `rewind_epoch`"
+        if self.lth and self.epoch == self.rewind_epoch and self.rewind_epoch > 0: self.sparsifier.masks.keep_reference('init')
+
+    def before_batch(self):
+        "Re-sparsify when the schedule's plan has moved, then refresh the updating criteria's reference if it will be read"
+        if not self.training: return
+        if not self.criteria.needs_grad: self._step_schedule()
+        if self.criteria.needs_update and self._due(ahead=0 if self.criteria.needs_grad else 1) is not None:
+            self.sparsifier.masks.keep_reference('old')
+
+    def after_backward(self):
+        "Gradient-based criteria score here, while the gradients exist"
+        if self.training and self.criteria.needs_grad: self._step_schedule()
+
+    def after_step(self):
+        "Keep the masked weights at exactly 0"
+        self.sparsifier.apply_masks()
+
+    def _due(self, ahead:int=0) -> tuple|None:
+        "`(progress, plan)` if the batch `ahead` batches after this one re-sparsifies, else None"
+        pct = self.pct_train
+        for _ in range(1 + ahead): pct += 1 / self.n_iter_total  # the same float steps as fastai's pct_train: an exact forecast
+        progress = self.schedule.progress(min(1., pct))
+        if progress == self.last_progress: return None  # before the schedule starts, after it ends, between steps
+        plan = self.sparsifier.plan(_scaled(self.sparsity, progress), self.round_to)
+        if plan == self.last_plan: return None
+        if self.iter_total() + ahead - self.last_event < self.every and plan != self.final_plan: return None  # too soon: retried next batch
+        return progress, plan
+
+    def _step_schedule(self):
+        "Sparsify to the schedule's target at the end of this batch, if its plan moved and the cadence allows"
+        due = self._due()
+        if due is None: return
+        progress, self.last_plan = due
+        self.sparsifier.sparsify_model(_scaled(self.sparsity, progress), self.round_to)
+        self.last_progress, self.last_event = progress, self.iter_total()
+        if self.lth: self._rewind(); self._save_ticket()
+
+    def iter_total(self) -> int:
+        "Training batches done in this fit"
+        return round(self.pct_train * self.n_iter_total)
+
+    def _rewind(self):
+        "Lottery ticket: reset the sparsified weights to the rewind point, keeping the masks"
+        self.sparsifier.masks.rewind()
+
+    def _save_ticket(self):
+        if not self.save_tickets: return
+        path = self.learn.path/self.learn.model_dir
+        path.mkdir(parents=True, exist_ok=True)
+        torch.save(self.sparsifier.model.state_dict(), path/f'ticket_{self.n_tickets}.pth')
+        self.n_tickets += 1
+
+    def after_epoch(self):
+        "Until the final sparsity has held for a whole epoch, trackers (`SaveModelCallback`, `EarlyStoppingCallback`) start their best afresh"
+        if self.last_plan == self.final_plan and self.last_event <= self.iter_total() - len(self.dls.train): return
+        for t in self.learn.cbs:
+            if isinstance(t, TrackerCallback): t.best = float('inf') if t.comp == np.less else -float('inf')
+
+    def finish(self):
+        "Make the final target hold, report, and take the masks and reference weights off the model"
+        sp = self.sparsifier
+        try:
+            if sp.pruned(self.final_plan) != self.final_plan:  # stopped early, or weights were reloaded by another callback
+                before = sp.sparsity()
+                sp.sparsify_model(self.final_target, self.round_to)
+                warnings.warn(f"SparsifyCallback: the model ended the fit at {before:.2f}% sparsity (training stopped early, "
+                              f"or another callback reloaded earlier weights); the final target was applied without further "
+                              f"training, giving {sp.sparsity():.2f}%")
+            sp.apply_masks()
+            if self.lth and self.reset_end: self._rewind()
+            self.report = sp.sparsity_report()
+            sp.print_sparsity()
+        finally: self._cleanup()
+        if self.pruner is not None: self._compact()
+
+    def _abort(self):
+        "An exception ended the fit: keep the masks applied (no pruned unit grows back), then clean up"
+        try: self.sparsifier.apply_masks()
+        finally: self._cleanup()
+
+    def _cleanup(self):
+        "Take the masks and references off the model, and the metric and end-of-fit callback off the learner"
+        self.active = False
+        self.sparsifier.remove()
+        learn = self.learn
+        if learn is None: return
+        learn.metrics = [m for m in learn.metrics if m is not self.metric]
+        if self.end_cb in learn.cbs: learn.remove_cb(self.end_cb)
+
+    def _compact(self):
+        "Replace learn.model with the pruner's compact copy, with a fresh optimizer, and report the two side by side"
+        self.learn.model = self.pruner.prune_model(self.learn.model, self._example())
+        self.learn.create_opt()  # the old optimizer holds the old parameters and their state
+        self.prune_report = self.pruner.report_frame()
+        print(self.prune_report.to_string())
+
+    def settings(self) -> dict:
+        "What a saved state must agree with to be resumed: the targets, schedule and length of the run, and the sparsifier's settings"
+        layer_types = [t.__name__ for t in _as_types(self.layer_type)]
+        return dict(sparsity=self.sparsity, schedule=repr(self.schedule), layer_type=layer_types, round_to=self.round_to,
+                    lth=self.lth, rewind_epoch=self.rewind_epoch, n_epoch=self.n_epoch, batches_per_epoch=len(self.dls.train),
+                    every=self.every, **self.sparsifier.settings())
+
+    def state_dict(self) -> dict:
+        "Everything a resumed fit needs: settings, the sparsifier's state (masks, references, RNG), the schedule's position"
+        return dict(settings=self.settings(), sparsifier=self.sparsifier.state_dict(), epoch=self.epoch, iter=self.iter_total(),
+                    progress=self.last_progress, last_event=self.last_event, n_tickets=self.n_tickets,
+                    last_plan=[[list(k), v] for k, v in self.last_plan.items()])
+
+    def load_state_dict(self, state:dict):
+        "Restore a saved state: the masks and references, and the schedule's position; an error naming what differs"
+        _check_settings(state['settings'], self.settings())
+        self.sparsifier.load_state_dict(state['sparsifier'])
+        self.last_plan = {tuple(k): v for k, v in state['last_plan']}
+        self.last_progress, self.last_event, self.n_tickets = state['progress'], state['last_event'], state['n_tickets']
+
+    def _saved_state(self) -> dict|None:
+        "The state `learn.load` found beside its checkpoint, when this fit resumes it (`start_epoch` > 0)"
+        state = self.learn.__dict__.pop('sparsity_state', None)  # handed over once
+        start = next((c._skip_to for c in self.learn.cbs if isinstance(c, SkipToEpoch)), 0)
+        if not start: return None
+        if state is None:
+            warnings.warn(f"fit(start_epoch={start}) with no saved sparsity state (the checkpoint loaded last had none beside "
+                          f"it): the schedule starts at epoch {start} from the weights' zeros alone")
+            return None
+        done = start * len(self.dls.train)
+        if state['iter'] != done:
+            raise ValueError(f"The sparsity state was saved after {state['iter']} training batches (epoch {state['epoch']}), "
+                             f"but start_epoch={start} resumes after {done}: load the checkpoint saved at the end of epoch {start - 1}")
+        return state
+
 # %% ../nbs/03d_callback.ipynb #81032641
 class _SparsifyEnd(Callback):
     "Runs `SparsifyCallback.finish` after every callback that may reload weights at the end of fit"
@@ -102,218 +287,11 @@ def _shared_seed() -> int|None:
     torch.distributed.broadcast(s, 0)
     return int(s)
 
-@patch
-def before_fit(self:SparsifyCallback):
-    "Check the arguments against the model, then build the Sparsifier, or resume the state `learn.load` found"
-    if self.active: self._cleanup()  # an exception ended the last fit, and the callback (added by add_cb) stayed on
-    if self._fine_tune_warmup():
-        self.run = False  # fastai skips this callback's events until after_fit, and sets it back then
-        return
-    model = ifnone(self.model, get_model(self.learn.model))  # under DDP, the user's model and layer names, not `module.`
-    start = self.schedule.start_pct * self.n_epoch
-    if self.lth and self.rewind_epoch > start:
-        raise ValueError(f"rewind_epoch ({self.rewind_epoch}) is after the schedule starts pruning (epoch {start:g} of "
-                         f"{self.n_epoch}): the rewind point must come before the first pruning event")
-    if self.prune_report is not None:
-        warnings.warn("SparsifyCallback(prune=True) starts another fit after compacting the model at the end of the "
-                      "last one: the compact model is sparsified and compacted again, so the sparsity compounds. To "
-                      "compact once, pass the callback to the last fit only.")
-    kw = dict(granularity=self.granularity, context=self.context, criteria=self.criteria, nm=self.nm,
-              layer_type=self.layer_type, keep_init=self.lth and self.rewind_epoch == 0, coupled=self.coupled,
-              max_layer_sparsity=self.max_layer_sparsity, seed=_shared_seed())
-    self.sparsifier = Sparsifier(model, example_inputs=self._example(), **kw)
-    try: self._start(self._saved_state())  # dict targets are checked here, before training
-    except Exception: self.sparsifier.remove(); raise  # and the model is left as it came
-    self.metric = ValueMetric(self.sparsifier.sparsity, 'sparsity')
-    self.learn.metrics = self.learn.metrics + [self.metric]
-    self.end_cb = _SparsifyEnd(self)
-    self.learn.add_cb(self.end_cb)
-    self.active = True
-
-@patch
-def _fine_tune_warmup(self:SparsifyCallback) -> bool:
-    "Whether this fit is the first of `fine_tune`'s two (the frozen warm-up of the head), which leaves the model dense"
-    fits = self.learn.__dict__.get('fine_tune_fits')
-    if fits is None: return False
-    self.learn.fine_tune_fits = fits + 1
-    if fits: return False
-    print("SparsifyCallback: fine_tune's first fit (the frozen warm-up) leaves the model dense; the schedule runs in its second fit")
-    return True
-
-@patch
-def _start(self:SparsifyCallback, state:dict|None):
-    "Set the schedule at its start, or where a saved state left it"
-    self.sparsifier.plan(self.sparsity, self.round_to)
-    self.n_iter_total = self.n_epoch * len(self.dls.train)  # the count fastai steps pct_train by
-    self.every = ifnone(self.update_every, max(1, self.n_iter_total // 16))
-    self.final_plan = self.sparsifier.plan(self.final_target, self.round_to)
-    self.last_plan = self.sparsifier.plan(_scaled(self.sparsity, 0.), self.round_to)  # the model starts without masks
-    self.last_event, self.n_tickets, self.last_progress = -self.every, 0, 0.
-    if state is not None: self.load_state_dict(state)
-
-@patch
-def _example(self:SparsifyCallback) -> tuple:
-    "The inputs of one validation sample, to trace and measure the model with"
-    dl = self.dls.valid
-    dl = getattr(dl, 'dl', dl)  # under DDP, the loader inside fastai's DistributedDL: one sample is all it takes
-    return tuple(x[:1] for x in dl.one_batch()[:getattr(self.dls, 'n_inp', 1)])  # fastai's own default
-
-@patch
-def before_epoch(self:SparsifyCallback):
-    "Take the lottery-ticket rewind point at the start of `rewind_epoch`"
-    if self.lth and self.epoch == self.rewind_epoch and self.rewind_epoch > 0: self.sparsifier.masks.keep_reference('init')
-
-@patch
-def before_batch(self:SparsifyCallback):
-    "Re-sparsify when the schedule's plan has moved, then refresh the updating criteria's reference if it will be read"
-    if not self.training: return
-    if not self.criteria.needs_grad: self._step_schedule()
-    if self.criteria.needs_update and self._due(ahead=0 if self.criteria.needs_grad else 1) is not None:
-        self.sparsifier.masks.keep_reference('old')
-
-@patch
-def after_backward(self:SparsifyCallback):
-    "Gradient-based criteria score here, while the gradients exist"
-    if self.training and self.criteria.needs_grad: self._step_schedule()
-
-@patch
-def after_step(self:SparsifyCallback):
-    "Keep the masked weights at exactly 0"
-    self.sparsifier.apply_masks()
-
-# %% ../nbs/03d_callback.ipynb #47928dd4
-@patch
-def _due(self:SparsifyCallback, ahead:int=0) -> tuple|None:
-    "`(progress, plan)` if the batch `ahead` batches after this one re-sparsifies, else None"
-    pct = self.pct_train
-    for _ in range(1 + ahead): pct += 1 / self.n_iter_total  # the same float steps as fastai's pct_train: an exact forecast
-    progress = self.schedule.progress(min(1., pct))
-    if progress == self.last_progress: return None  # before the schedule starts, after it ends, between steps
-    plan = self.sparsifier.plan(_scaled(self.sparsity, progress), self.round_to)
-    if plan == self.last_plan: return None
-    if self.iter_total() + ahead - self.last_event < self.every and plan != self.final_plan: return None  # too soon: retried next batch
-    return progress, plan
-
-@patch
-def _step_schedule(self:SparsifyCallback):
-    "Sparsify to the schedule's target at the end of this batch, if its plan moved and the cadence allows"
-    due = self._due()
-    if due is None: return
-    progress, self.last_plan = due
-    self.sparsifier.sparsify_model(_scaled(self.sparsity, progress), self.round_to)
-    self.last_progress, self.last_event = progress, self.iter_total()
-    if self.lth: self._rewind(); self._save_ticket()
-
-@patch
-def iter_total(self:SparsifyCallback) -> int:
-    "Training batches done in this fit"
-    return round(self.pct_train * self.n_iter_total)
-
-@patch
-def _rewind(self:SparsifyCallback):
-    "Lottery ticket: reset the sparsified weights to the rewind point, keeping the masks"
-    self.sparsifier.masks.rewind()
-
-@patch
-def _save_ticket(self:SparsifyCallback):
-    if not self.save_tickets: return
-    path = self.learn.path/self.learn.model_dir
-    path.mkdir(parents=True, exist_ok=True)
-    torch.save(self.sparsifier.model.state_dict(), path/f'ticket_{self.n_tickets}.pth')
-    self.n_tickets += 1
-
-@patch
-def after_epoch(self:SparsifyCallback):
-    "Until the final sparsity has held for a whole epoch, trackers (`SaveModelCallback`, `EarlyStoppingCallback`) start their best afresh"
-    if self.last_plan == self.final_plan and self.last_event <= self.iter_total() - len(self.dls.train): return
-    for t in self.learn.cbs:
-        if isinstance(t, TrackerCallback): t.best = float('inf') if t.comp == np.less else -float('inf')
-
-@patch
-def finish(self:SparsifyCallback):
-    "Make the final target hold, report, and take the masks and reference weights off the model"
-    sp = self.sparsifier
-    try:
-        if sp.pruned(self.final_plan) != self.final_plan:  # stopped early, or weights were reloaded by another callback
-            before = sp.sparsity()
-            sp.sparsify_model(self.final_target, self.round_to)
-            warnings.warn(f"SparsifyCallback: the model ended the fit at {before:.2f}% sparsity (training stopped early, "
-                          f"or another callback reloaded earlier weights); the final target was applied without further "
-                          f"training, giving {sp.sparsity():.2f}%")
-        sp.apply_masks()
-        if self.lth and self.reset_end: self._rewind()
-        self.report = sp.sparsity_report()
-        sp.print_sparsity()
-    finally: self._cleanup()
-    if self.pruner is not None: self._compact()
-
-@patch
-def _abort(self:SparsifyCallback):
-    "An exception ended the fit: keep the masks applied (no pruned unit grows back), then clean up"
-    try: self.sparsifier.apply_masks()
-    finally: self._cleanup()
-
-@patch
-def _cleanup(self:SparsifyCallback):
-    "Take the masks and references off the model, and the metric and end-of-fit callback off the learner"
-    self.active = False
-    self.sparsifier.remove()
-    learn = self.learn
-    if learn is None: return
-    learn.metrics = [m for m in learn.metrics if m is not self.metric]
-    if self.end_cb in learn.cbs: learn.remove_cb(self.end_cb)
-
-@patch
-def _compact(self:SparsifyCallback):
-    "Replace learn.model with the pruner's compact copy, with a fresh optimizer, and report the two side by side"
-    self.learn.model = self.pruner.prune_model(self.learn.model, self._example())
-    self.learn.create_opt()  # the old optimizer holds the old parameters and their state
-    self.prune_report = self.pruner.report_frame()
-    print(self.prune_report.to_string())
-
-# %% ../nbs/03d_callback.ipynb #8973d164
-@patch
-def settings(self:SparsifyCallback) -> dict:
-    "What a saved state must agree with to be resumed: the targets, schedule and length of the run, and the sparsifier's settings"
-    layer_types = [t.__name__ for t in _as_types(self.layer_type)]
-    return dict(sparsity=self.sparsity, schedule=repr(self.schedule), layer_type=layer_types, round_to=self.round_to,
-                lth=self.lth, rewind_epoch=self.rewind_epoch, n_epoch=self.n_epoch, batches_per_epoch=len(self.dls.train),
-                every=self.every, **self.sparsifier.settings())
-
-@patch
-def state_dict(self:SparsifyCallback) -> dict:
-    "Everything a resumed fit needs: settings, the sparsifier's state (masks, references, RNG), the schedule's position"
-    return dict(settings=self.settings(), sparsifier=self.sparsifier.state_dict(), epoch=self.epoch, iter=self.iter_total(),
-                progress=self.last_progress, last_event=self.last_event, n_tickets=self.n_tickets,
-                last_plan=[[list(k), v] for k, v in self.last_plan.items()])
-
-@patch
-def load_state_dict(self:SparsifyCallback, state:dict):
-    "Restore a saved state: the masks and references, and the schedule's position; an error naming what differs"
-    _check_settings(state['settings'], self.settings())
-    self.sparsifier.load_state_dict(state['sparsifier'])
-    self.last_plan = {tuple(k): v for k, v in state['last_plan']}
-    self.last_progress, self.last_event, self.n_tickets = state['progress'], state['last_event'], state['n_tickets']
-
 # %% ../nbs/03d_callback.ipynb #a2a8f5c4
-@patch
-def _saved_state(self:SparsifyCallback) -> dict|None:
-    "The state `learn.load` found beside its checkpoint, when this fit resumes it (`start_epoch` > 0)"
-    state = self.learn.__dict__.pop('sparsity_state', None)  # handed over once
-    start = next((c._skip_to for c in self.learn.cbs if isinstance(c, SkipToEpoch)), 0)
-    if not start: return None
-    if state is None:
-        warnings.warn(f"fit(start_epoch={start}) with no saved sparsity state (the checkpoint loaded last had none beside "
-                      f"it): the schedule starts at epoch {start} from the weights' zeros alone")
-        return None
-    done = start * len(self.dls.train)
-    if state['iter'] != done:
-        raise ValueError(f"The sparsity state was saved after {state['iter']} training batches (epoch {state['epoch']}), "
-                         f"but start_epoch={start} resumes after {done}: load the checkpoint saved at the end of epoch {start - 1}")
-    return state
-
 _fastai_save = getattr(Learner.save, 'fastai_original', Learner.save)  # fastai's own, whatever imported this module before
+
 _fastai_load = getattr(Learner.load, 'fastai_original', Learner.load)
+
 _fastai_fine_tune = getattr(Learner.fine_tune, 'fastai_original', Learner.fine_tune)
 
 def sparsity_state_file(checkpoint) -> Path:

@@ -12,6 +12,12 @@ from .core.criteria import n_zeros, mask_
 # %% auto #0
 __all__ = ['Masks']
 
+# %% ../nbs/03b_masks.ipynb #2c30271a
+def _fits(t:Tensor, w:Tensor, kind:str) -> bool:
+    "Whether saved state `t` of `kind` fits weight `w`: a mask broadcasts onto it, a reference has its shape"
+    if kind != 'mask': return t.shape == w.shape
+    return t.ndim == w.ndim and all(a in (1, b) for a, b in zip(t.shape, w.shape))
+
 # %% ../nbs/03b_masks.ipynb #81312f44
 _BUFFERS = {'mask': '_mask', 'init': '_init_weights', 'old': '_old_weights'}  # kind of state -> its buffer on a layer
 
@@ -36,110 +42,94 @@ class Masks:
         "The reference weights of layer `name`: `kind` 'init' (initial weights, or the rewind point) or 'old' (previous step)"
         return self.layers[name]._buffers.get(_BUFFERS[kind])
 
-# %% ../nbs/03b_masks.ipynb #28f0157a
-@patch
-def set(self:Masks, name:str, mask:Tensor|None):
-    "Store keep-mask `mask` on layer `name` (copied into its buffer when the shapes agree), or remove it with None"
-    m, old = self.layers[name], self.mask(name)
-    if mask is None:
-        if old is not None: delattr(m, '_mask')
-    elif old is None or old.shape != mask.shape: m.register_buffer('_mask', mask, persistent=False)
-    elif old is not mask: old.copy_(mask)
-    self.n_pruned[name] = 0 if mask is None else n_zeros(mask)
-    self._applied = None  # what `apply` zeroes has changed
+    def set(self, name:str, mask:Tensor|None):
+        "Store keep-mask `mask` on layer `name` (copied into its buffer when the shapes agree), or remove it with None"
+        m, old = self.layers[name], self.mask(name)
+        if mask is None:
+            if old is not None: delattr(m, '_mask')
+        elif old is None or old.shape != mask.shape: m.register_buffer('_mask', mask, persistent=False)
+        elif old is not mask: old.copy_(mask)
+        self.n_pruned[name] = 0 if mask is None else n_zeros(mask)
+        self._applied = None  # what `apply` zeroes has changed
 
-@patch
-@torch.no_grad()
-def keep_reference(self:Masks,
-    kind:str,         # 'init' or 'old'
-    names=None,       # Layer names; all layers if None
-):
-    "Copy the current weights of layers `names` into their `kind` reference weights"
-    b = _BUFFERS[kind]
-    for n in ifnone(names, self.layers):
-        m = self.layers[n]; ref = m._buffers.get(b)
-        if ref is None or ref.shape != m.weight.shape: m.register_buffer(b, m.weight.detach().clone(), persistent=False)
-        else: ref.copy_(m.weight.detach())
+    @torch.no_grad()
+    def keep_reference(self,
+        kind:str,         # 'init' or 'old'
+        names=None,       # Layer names; all layers if None
+    ):
+        "Copy the current weights of layers `names` into their `kind` reference weights"
+        b = _BUFFERS[kind]
+        for n in ifnone(names, self.layers):
+            m = self.layers[n]; ref = m._buffers.get(b)
+            if ref is None or ref.shape != m.weight.shape: m.register_buffer(b, m.weight.detach().clone(), persistent=False)
+            else: ref.copy_(m.weight.detach())
 
-@patch
-@torch.no_grad()
-def rewind(self:Masks):
-    "Copy the 'init' reference weights back into the layers (lottery tickets), keeping the masks"
-    missing = [n for n in self.layers if self.reference(n, 'init') is None]
-    if missing: raise RuntimeError(f"No rewind point was kept for layers {missing[:5]}: call keep_reference('init') first")
-    for n, m in self.layers.items(): m.weight.copy_(self.reference(n, 'init'))
-    self.apply()
+    @torch.no_grad()
+    def rewind(self):
+        "Copy the 'init' reference weights back into the layers (lottery tickets), keeping the masks"
+        missing = [n for n in self.layers if self.reference(n, 'init') is None]
+        if missing: raise RuntimeError(f"No rewind point was kept for layers {missing[:5]}: call keep_reference('init') first")
+        for n, m in self.layers.items(): m.weight.copy_(self.reference(n, 'init'))
+        self.apply()
 
-# %% ../nbs/03b_masks.ipynb #a325c3be
-@patch
-def _plan(self:Masks) -> tuple[list, list, list]:
-    "What `apply` zeroes: big (tensor, bool mask) pairs, and small tensors with float masks for one fused multiply"
-    big, small_t, small_m = [], [], []
-    for name, m in self.layers.items():
-        mask = self.mask(name)
-        if mask is None or not self.n_pruned[name]: continue
-        if mask.numel() < m.weight.numel():  # a reduced (structured) mask: a float copy costs next to nothing
-            small_t.append(m.weight); small_m.append(mask.to(m.weight.dtype))
-        else: big.append((m.weight, mask))
-        channels = mask.reshape(-1)
-        for t, pos, ch in self.followers.get(name, []):
-            if pos is None: keep = channels.to(t.device)
-            else:
-                keep = torch.ones(t.shape, dtype=torch.bool, device=t.device)
-                keep[pos.to(t.device)] = channels[ch.to(channels.device)].to(t.device)
-            small_t.append(t); small_m.append(keep.to(t.dtype))
-    return big, small_t, small_m
+    def _plan(self) -> tuple[list, list, list]:
+        "What `apply` zeroes: big (tensor, bool mask) pairs, and small tensors with float masks for one fused multiply"
+        big, small_t, small_m = [], [], []
+        for name, m in self.layers.items():
+            mask = self.mask(name)
+            if mask is None or not self.n_pruned[name]: continue
+            if mask.numel() < m.weight.numel():  # a reduced (structured) mask: a float copy costs next to nothing
+                small_t.append(m.weight); small_m.append(mask.to(m.weight.dtype))
+            else: big.append((m.weight, mask))
+            channels = mask.reshape(-1)
+            for t, pos, ch in self.followers.get(name, []):
+                if pos is None: keep = channels.to(t.device)
+                else:
+                    keep = torch.ones(t.shape, dtype=torch.bool, device=t.device)
+                    keep[pos.to(t.device)] = channels[ch.to(channels.device)].to(t.device)
+                small_t.append(t); small_m.append(keep.to(t.dtype))
+        return big, small_t, small_m
 
-@patch
-@torch.no_grad()
-def apply(self:Masks):
-    "Zero the masked weights, and the followers of pruned output channels"
-    masks = [self.mask(n) for n in self.layers]
-    if self._applied is None or any(a is not b for a, b in zip(self._applied[0], masks)):
-        self._applied = (masks, self._plan())  # rebuilt when masks change or move (e.g. to another device)
-    big, small_t, small_m = self._applied[1]
-    for w, mask in big: mask_(w, mask)
-    if small_t: torch._foreach_mul_(small_t, small_m)
+    @torch.no_grad()
+    def apply(self):
+        "Zero the masked weights, and the followers of pruned output channels"
+        masks = [self.mask(n) for n in self.layers]
+        if self._applied is None or any(a is not b for a, b in zip(self._applied[0], masks)):
+            self._applied = (masks, self._plan())  # rebuilt when masks change or move (e.g. to another device)
+        big, small_t, small_m = self._applied[1]
+        for w, mask in big: mask_(w, mask)
+        if small_t: torch._foreach_mul_(small_t, small_m)
 
-@patch
-def remove(self:Masks):
-    "Take every mask and reference off the layers, leaving their (zeroed) weights"
-    for m in self.layers.values():
-        for b in _BUFFERS.values():
-            if b in m._buffers: delattr(m, b)
-    self.n_pruned, self._applied = {n: 0 for n in self.layers}, None
-
-# %% ../nbs/03b_masks.ipynb #2c30271a
-@patch
-def state_dict(self:Masks) -> dict:
-    "The layer names, and each kind of state by layer name, as CPU tensors: what `load_state_dict` puts back"
-    out = {'layers': list(self.layers)}
-    for kind, b in _BUFFERS.items():
-        out[kind] = {n: m._buffers[b].detach().to('cpu', copy=True) for n, m in self.layers.items() if b in m._buffers}
-    return out
-
-def _fits(t:Tensor, w:Tensor, kind:str) -> bool:
-    "Whether saved state `t` of `kind` fits weight `w`: a mask broadcasts onto it, a reference has its shape"
-    if kind != 'mask': return t.shape == w.shape
-    return t.ndim == w.ndim and all(a in (1, b) for a, b in zip(t.shape, w.shape))
-
-@patch
-def load_state_dict(self:Masks, state:dict):
-    "Put saved masks and references back on the layers; checked first, so a mismatch changes nothing"
-    saved = list(state.get('layers', []))
-    if set(saved) != set(self.layers):
-        missing, extra = [n for n in self.layers if n not in saved], [n for n in saved if n not in self.layers]
-        raise ValueError(f"The sparsity state was saved for other layers: this model's {missing[:10]} are not in it, "
-                         f"and its {extra[:10]} are not in this model")
-    for kind in _BUFFERS:
-        for n, t in state.get(kind, {}).items():
-            if not _fits(t, self.layers[n].weight, kind):
-                raise ValueError(f"The saved {kind} of layer {n!r} has shape {tuple(t.shape)}, which does not fit its "
-                                 f"weight of shape {tuple(self.layers[n].weight.shape)}")
-    for kind, b in _BUFFERS.items():
-        for n, m in self.layers.items():
-            t = state.get(kind, {}).get(n)
-            if kind == 'mask': self.set(n, None if t is None else t.to(m.weight.device, torch.bool))
-            elif t is None:
+    def remove(self):
+        "Take every mask and reference off the layers, leaving their (zeroed) weights"
+        for m in self.layers.values():
+            for b in _BUFFERS.values():
                 if b in m._buffers: delattr(m, b)
-            else: m.register_buffer(b, t.to(m.weight.device, m.weight.dtype), persistent=False)
+        self.n_pruned, self._applied = {n: 0 for n in self.layers}, None
+
+    def state_dict(self) -> dict:
+        "The layer names, and each kind of state by layer name, as CPU tensors: what `load_state_dict` puts back"
+        out = {'layers': list(self.layers)}
+        for kind, b in _BUFFERS.items():
+            out[kind] = {n: m._buffers[b].detach().to('cpu', copy=True) for n, m in self.layers.items() if b in m._buffers}
+        return out
+
+    def load_state_dict(self, state:dict):
+        "Put saved masks and references back on the layers; checked first, so a mismatch changes nothing"
+        saved = list(state.get('layers', []))
+        if set(saved) != set(self.layers):
+            missing, extra = [n for n in self.layers if n not in saved], [n for n in saved if n not in self.layers]
+            raise ValueError(f"The sparsity state was saved for other layers: this model's {missing[:10]} are not in it, "
+                             f"and its {extra[:10]} are not in this model")
+        for kind in _BUFFERS:
+            for n, t in state.get(kind, {}).items():
+                if not _fits(t, self.layers[n].weight, kind):
+                    raise ValueError(f"The saved {kind} of layer {n!r} has shape {tuple(t.shape)}, which does not fit its "
+                                     f"weight of shape {tuple(self.layers[n].weight.shape)}")
+        for kind, b in _BUFFERS.items():
+            for n, m in self.layers.items():
+                t = state.get(kind, {}).get(n)
+                if kind == 'mask': self.set(n, None if t is None else t.to(m.weight.device, torch.bool))
+                elif t is None:
+                    if b in m._buffers: delattr(m, b)
+                else: m.register_buffer(b, t.to(m.weight.device, m.weight.dtype), persistent=False)

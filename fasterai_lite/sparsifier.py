@@ -68,6 +68,15 @@ def sparsifiable_layers(
                          f"its prunable layers are {present}")
     return layers
 
+# %% ../nbs/03c_sparsifier.ipynb #1c42d457
+def _affine(bn:nn.Module) -> list[Tensor]: return [t for t in (bn.weight, bn.bias) if t is not None]
+
+# %% ../nbs/03c_sparsifier.ipynb #cbde5727
+def _kept_multiple(kept:int, n:int, r:int|None) -> int:
+    "`kept` rounded to a multiple of `r` (at least `r` if anything is kept), at most `n`"
+    if r is None or kept == 0: return kept
+    return min(n, r * max(1, round(kept / r)))
+
 # %% ../nbs/03c_sparsifier.ipynb #f4cdb25c
 class Sparsifier:
     "Masks the least important units of the chosen layers of a model"
@@ -111,320 +120,278 @@ class Sparsifier:
         "Units each layer's mask prunes"
         return self.masks.n_pruned
 
-# %% ../nbs/03c_sparsifier.ipynb #1c42d457
-@patch
-def _check_nm(self:Sparsifier, layers:dict, nm:tuple):
-    N, M = nm
-    for name, m in layers.items():
-        if not isinstance(m, (nn.Conv2d, nn.Linear)):
-            raise ValueError(f"N:M sparsity works on Conv2d and Linear; layer {name!r} is a {type(m).__name__}")
-        if m.weight.shape[1] % M:
-            raise ValueError(f"N:M sparsity {N}:{M} groups the input dimension by {M}, but layer {name!r} has weight "
-                             f"shape {tuple(m.weight.shape)}, whose {m.weight.shape[1]} inputs are not a multiple of {M}")
+    def _check_nm(self, layers:dict, nm:tuple):
+        N, M = nm
+        for name, m in layers.items():
+            if not isinstance(m, (nn.Conv2d, nn.Linear)):
+                raise ValueError(f"N:M sparsity works on Conv2d and Linear; layer {name!r} is a {type(m).__name__}")
+            if m.weight.shape[1] % M:
+                raise ValueError(f"N:M sparsity {N}:{M} groups the input dimension by {M}, but layer {name!r} has weight "
+                                 f"shape {tuple(m.weight.shape)}, whose {m.weight.shape[1]} inputs are not a multiple of {M}")
 
-@patch
-def _channel_dim(self:Sparsifier, name:str) -> int|None:
-    "The output-channel dim of layer `name` when its units are whole output channels, else None"
-    m = self.layers[name]
-    ungrouped = getattr(m, 'groups', 1) == 1 or self.coupled  # coupled mode finds a grouped conv's BatchNorms in its channel groups
-    return out_channel_dim(m) if whole_channels(m, self.dims[name]) and not self.nm and ungrouped else None
+    def _channel_dim(self, name:str) -> int|None:
+        "The output-channel dim of layer `name` when its units are whole output channels, else None"
+        m = self.layers[name]
+        ungrouped = getattr(m, 'groups', 1) == 1 or self.coupled  # coupled mode finds a grouped conv's BatchNorms in its channel groups
+        return out_channel_dim(m) if whole_channels(m, self.dims[name]) and not self.nm and ungrouped else None
 
-@patch
-def _graph(self:Sparsifier, model:nn.Module, example_inputs) -> tuple[list[ChannelGroup], object]:
-    "The channel groups and dependency graph of `model`, traced only when whole output channels are zeroed"
-    if not self.coupled and all(d is None for d in self.channel_dims.values()): return [], None
-    return channel_groups(model, inputs_for(model, example_inputs))
+    def _graph(self, model:nn.Module, example_inputs) -> tuple[list[ChannelGroup], object]:
+        "The channel groups and dependency graph of `model`, traced only when whole output channels are zeroed"
+        if not self.coupled and all(d is None for d in self.channel_dims.values()): return [], None
+        return channel_groups(model, inputs_for(model, example_inputs))
 
-def _affine(bn:nn.Module) -> list[Tensor]: return [t for t in (bn.weight, bn.bias) if t is not None]
-
-@patch
-def _followers(self:Sparsifier, model:nn.Module, DG) -> dict[str, list[tuple]]:
-    "What `Masks` zeroes with each layer's pruned channels: its bias, and its BatchNorms (with `coupled`, its group's)"
-    if DG is None: return {}
-    mods, out = dict(model.named_modules()), {}
-    for n, d in self.channel_dims.items():
-        if d is not None and getattr(self.layers[n], 'bias', None) is not None: out[n] = [(self.layers[n].bias, None, None)]
-    if not self.coupled:
-        for n, bns in following_norms(model, DG=DG).items():
-            if self.channel_dims.get(n) is not None: out.setdefault(n, []).extend((t, None, None) for bn in bns for t in _affine(mods[bn]))
+    def _followers(self, model:nn.Module, DG) -> dict[str, list[tuple]]:
+        "What `Masks` zeroes with each layer's pruned channels: its bias, and its BatchNorms (with `coupled`, its group's)"
+        if DG is None: return {}
+        mods, out = dict(model.named_modules()), {}
+        for n, d in self.channel_dims.items():
+            if d is not None and getattr(self.layers[n], 'bias', None) is not None: out[n] = [(self.layers[n].bias, None, None)]
+        if not self.coupled:
+            for n, bns in following_norms(model, DG=DG).items():
+                if self.channel_dims.get(n) is not None: out.setdefault(n, []).extend((t, None, None) for bn in bns for t in _affine(mods[bn]))
+            return out
+        for g in self.coupling.values():  # a group's BatchNorms follow its first producer, whose mask is the group's
+            first, (idx, root) = next(iter(g.producers.items()))
+            channel_of_root = torch.empty(g.n, dtype=torch.long); channel_of_root[root] = idx
+            for bn, (pos, r) in g.norms.items():
+                out.setdefault(first, []).extend((t, pos, channel_of_root[r]) for t in _affine(mods[bn]))
         return out
-    for g in self.coupling.values():  # a group's BatchNorms follow its first producer, whose mask is the group's
-        first, (idx, root) = next(iter(g.producers.items()))
-        channel_of_root = torch.empty(g.n, dtype=torch.long); channel_of_root[root] = idx
-        for bn, (pos, r) in g.norms.items():
-            out.setdefault(first, []).extend((t, pos, channel_of_root[r]) for t in _affine(mods[bn]))
-    return out
 
-@patch
-def _coupling(self:Sparsifier, groups:list[ChannelGroup]) -> dict[str, ChannelGroup]:
-    "The channel groups whose producers are all sparsified layers, keyed by their root layer's name"
-    partial = [n for n, m in self.layers.items() if not whole_channels(m, self.dims[n])]
-    if partial:
-        raise ValueError(f"coupled=True zeroes whole output channels, but granularity {self.granularity!r} does not "
-                         f"span them in {partial[:5]}: use 'filter' for convs, 'row' for Linear")
-    groups = {g.root: g for g in groups
-              if not g.to_output and not g.blockers and set(g.producers) <= set(self.layers)}
-    if not groups:
-        raise ValueError(f"coupled=True found no channel group whose producers are all {sorted({type(m).__name__ for m in self.layers.values()})} "
-                         f"layers and that stays inside the model (the output layer's channels are never pruned)")
-    return groups
-
-# %% ../nbs/03c_sparsifier.ipynb #1d70b6da
-@patch
-def _targets(self:Sparsifier, sparsity) -> list[tuple[list[str], float]]:
-    "Groups of layer names that share one threshold, with their sparsity"
-    if isinstance(sparsity, dict):
-        groups = []
-        for key, pct in sparsity.items():
-            names = list(key) if isinstance(key, tuple) else [key]
-            names = list(dict.fromkeys(self._unit_key(n) for n in names))
-            pct = _check_pct(pct, f"sparsity of {key!r}")
-            if self.context == 'local' or len(names) == 1: groups += [([n], pct) for n in names]
-            else: groups.append((names, pct))
-        seen = [n for ns, _ in groups for n in ns]
-        dup = sorted({n for n in seen if seen.count(n) > 1})
-        if dup: raise ValueError(f"Layers {dup} are given more than one sparsity")
+    def _coupling(self, groups:list[ChannelGroup]) -> dict[str, ChannelGroup]:
+        "The channel groups whose producers are all sparsified layers, keyed by their root layer's name"
+        partial = [n for n, m in self.layers.items() if not whole_channels(m, self.dims[n])]
+        if partial:
+            raise ValueError(f"coupled=True zeroes whole output channels, but granularity {self.granularity!r} does not "
+                             f"span them in {partial[:5]}: use 'filter' for convs, 'row' for Linear")
+        groups = {g.root: g for g in groups
+                  if not g.to_output and not g.blockers and set(g.producers) <= set(self.layers)}
+        if not groups:
+            raise ValueError(f"coupled=True found no channel group whose producers are all {sorted({type(m).__name__ for m in self.layers.values()})} "
+                             f"layers and that stays inside the model (the output layer's channels are never pruned)")
         return groups
-    pct = _check_pct(sparsity)
-    if self.context == 'global': return [(list(self.units), pct)]
-    return [([n], pct) for n in self.units]
 
-@patch
-def _unit_key(self:Sparsifier, name) -> str:
-    "The selection key of layer `name`: the layer itself, or with `coupled` its channel group"
-    self._check_name(name)
-    if not self.coupled: return name
-    key = next((k for k, g in self.coupling.items() if name in g.producers), None)
-    if key is None: raise ValueError(f"Layer {name!r} is in no channel group that coupled=True can prune (its channels "
-                                     f"reach the model's output, or a module that cannot lose channels)")
-    return key
+    def _targets(self, sparsity) -> list[tuple[list[str], float]]:
+        "Groups of layer names that share one threshold, with their sparsity"
+        if isinstance(sparsity, dict):
+            groups = []
+            for key, pct in sparsity.items():
+                names = list(key) if isinstance(key, tuple) else [key]
+                names = list(dict.fromkeys(self._unit_key(n) for n in names))
+                pct = _check_pct(pct, f"sparsity of {key!r}")
+                if self.context == 'local' or len(names) == 1: groups += [([n], pct) for n in names]
+                else: groups.append((names, pct))
+            seen = [n for ns, _ in groups for n in ns]
+            dup = sorted({n for n in seen if seen.count(n) > 1})
+            if dup: raise ValueError(f"Layers {dup} are given more than one sparsity")
+            return groups
+        pct = _check_pct(sparsity)
+        if self.context == 'global': return [(list(self.units), pct)]
+        return [([n], pct) for n in self.units]
 
-@patch
-def _check_name(self:Sparsifier, name):
-    "Raise if `name` is not one of the sparsified layers, naming the close matches"
-    if name in self.layers: return
-    mods = dict(self.model.named_modules())
-    if name in mods:
-        raise ValueError(f"Layer {name!r} is a {type(mods[name]).__name__}, not one of the sparsified layer types "
-                         f"({sorted({type(m).__name__ for m in self.layers.values()})})")
-    close = difflib.get_close_matches(str(name), list(self.layers), n=5)
-    raise ValueError(f"The model has no layer {name!r} to sparsify" + (f"; close matches: {close}" if close else
-                     f"; its layers are {list(self.layers)[:20]}"))
+    def _unit_key(self, name) -> str:
+        "The selection key of layer `name`: the layer itself, or with `coupled` its channel group"
+        self._check_name(name)
+        if not self.coupled: return name
+        key = next((k for k, g in self.coupling.items() if name in g.producers), None)
+        if key is None: raise ValueError(f"Layer {name!r} is in no channel group that coupled=True can prune (its channels "
+                                         f"reach the model's output, or a module that cannot lose channels)")
+        return key
 
-# %% ../nbs/03c_sparsifier.ipynb #cbde5727
-def _kept_multiple(kept:int, n:int, r:int|None) -> int:
-    "`kept` rounded to a multiple of `r` (at least `r` if anything is kept), at most `n`"
-    if r is None or kept == 0: return kept
-    return min(n, r * max(1, round(kept / r)))
+    def _check_name(self, name):
+        "Raise if `name` is not one of the sparsified layers, naming the close matches"
+        if name in self.layers: return
+        mods = dict(self.model.named_modules())
+        if name in mods:
+            raise ValueError(f"Layer {name!r} is a {type(mods[name]).__name__}, not one of the sparsified layer types "
+                             f"({sorted({type(m).__name__ for m in self.layers.values()})})")
+        close = difflib.get_close_matches(str(name), list(self.layers), n=5)
+        raise ValueError(f"The model has no layer {name!r} to sparsify" + (f"; close matches: {close}" if close else
+                         f"; its layers are {list(self.layers)[:20]}"))
 
-@patch
-def plan(self:Sparsifier,
-    sparsity,                 # Percentage in [0, 100], or {layer name (or tuple of names): percentage}
-    round_to:int|None=None,   # Keep a multiple of this many units in each layer (local groups)
-) -> dict[tuple[str, ...], int]:
-    "Units to prune in each selection group (a tuple of layer names) to reach `sparsity`; cheap, touches nothing"
-    _check_int(round_to, 'round_to')
-    out = {}
-    for names, pct in self._targets(sparsity):
-        u = sum(self.units[n] for n in names)
-        k = round(u * pct / 100)
-        if len(names) > 1 and k > sum(self.layer_cap(n) for n in names):
-            raise ValueError(f"A global sparsity of {pct:g}% cannot be reached when no layer may lose more than "
-                             f"max_layer_sparsity={self.max_layer_sparsity}% of its units (None: all but one): raise "
-                             f"max_layer_sparsity (100 allows whole layers to go), or lower the target")
-        out[tuple(names)] = u - _kept_multiple(u - k, u, round_to) if len(names) == 1 else k
-    return out
+    def plan(self,
+        sparsity,                 # Percentage in [0, 100], or {layer name (or tuple of names): percentage}
+        round_to:int|None=None,   # Keep a multiple of this many units in each layer (local groups)
+    ) -> dict[tuple[str, ...], int]:
+        "Units to prune in each selection group (a tuple of layer names) to reach `sparsity`; cheap, touches nothing"
+        _check_int(round_to, 'round_to')
+        out = {}
+        for names, pct in self._targets(sparsity):
+            u = sum(self.units[n] for n in names)
+            k = round(u * pct / 100)
+            if len(names) > 1 and k > sum(self.layer_cap(n) for n in names):
+                raise ValueError(f"A global sparsity of {pct:g}% cannot be reached when no layer may lose more than "
+                                 f"max_layer_sparsity={self.max_layer_sparsity}% of its units (None: all but one): raise "
+                                 f"max_layer_sparsity (100 allows whole layers to go), or lower the target")
+            out[tuple(names)] = u - _kept_multiple(u - k, u, round_to) if len(names) == 1 else k
+        return out
 
-@patch
-def layer_cap(self:Sparsifier, key:str) -> int:
-    "The most units that layer (or coupled channel group) `key` may lose in a global group: see `max_layer_sparsity`"
-    u, cap = self.units[key], self.max_layer_sparsity
-    return u - 1 if cap is None else min(u, math.floor(u * cap / 100 + 1e-9))
+    def layer_cap(self, key:str) -> int:
+        "The most units that layer (or coupled channel group) `key` may lose in a global group: see `max_layer_sparsity`"
+        u, cap = self.units[key], self.max_layer_sparsity
+        return u - 1 if cap is None else min(u, math.floor(u * cap / 100 + 1e-9))
 
-@patch
-def pruned(self:Sparsifier, groups) -> dict[tuple[str, ...], int]:
-    "Units currently masked in each selection group, counted from the masks"
-    masks = {n: self._key_mask(n) for n in self.units}
-    return {g: sum(0 if masks[n] is None else n_zeros(masks[n]) for n in g) for g in groups}
+    def pruned(self, groups) -> dict[tuple[str, ...], int]:
+        "Units currently masked in each selection group, counted from the masks"
+        masks = {n: self._key_mask(n) for n in self.units}
+        return {g: sum(0 if masks[n] is None else n_zeros(masks[n]) for n in g) for g in groups}
 
-# %% ../nbs/03c_sparsifier.ipynb #984fa297
-@patch
-@torch.no_grad()
-def _scores(self:Sparsifier, names:list[str]) -> list[Tensor]:
-    "Unit scores of the layers (or coupled channel groups) `names`; one shared floor makes a group's scores comparable"
-    crit = self.criteria
-    layers = [p for n in names for p in self.coupling[n].producers] if self.coupled else names
-    raw = {n: crit.transform(self.layers[n].weight, self._reference(n), self.rng) for n in layers}
-    floor = min(float(r.min()) for r in raw.values()) if len(raw) > 1 else None
-    scores = {n: crit.finish(r, self.dims[n], self.masks.mask(n), floor) for n, r in raw.items()}
-    return [self._group_scores(n, scores) for n in names] if self.coupled else [scores[n] for n in names]
+    @torch.no_grad()
+    def _scores(self, names:list[str]) -> list[Tensor]:
+        "Unit scores of the layers (or coupled channel groups) `names`; one shared floor makes a group's scores comparable"
+        crit = self.criteria
+        layers = [p for n in names for p in self.coupling[n].producers] if self.coupled else names
+        raw = {n: crit.transform(self.layers[n].weight, self._reference(n), self.rng) for n in layers}
+        floor = min(float(r.min()) for r in raw.values()) if len(raw) > 1 else None
+        scores = {n: crit.finish(r, self.dims[n], self.masks.mask(n), floor) for n, r in raw.items()}
+        return [self._group_scores(n, scores) for n in names] if self.coupled else [scores[n] for n in names]
 
-@patch
-def _reference(self:Sparsifier, name:str) -> Tensor|None:
-    "The reference weights the criteria compares layer `name` with, if it uses any"
-    kind = self.criteria.reference_kind
-    return None if kind is None else self.masks.reference(name, kind)
+    def _reference(self, name:str) -> Tensor|None:
+        "The reference weights the criteria compares layer `name` with, if it uses any"
+        kind = self.criteria.reference_kind
+        return None if kind is None else self.masks.reference(name, kind)
 
-@patch
-def _group_scores(self:Sparsifier, key:str, scores:dict) -> Tensor:
-    "One score per channel of coupled group `key`: the mean of its producers' channel scores"
-    g = self.coupling[key]
-    total, count = (scores[next(iter(g.producers))].new_zeros(g.n) for _ in range(2))
-    for name, (idx, root) in g.producers.items():
-        s, root = scores[name].reshape(-1), root.to(total.device)
-        total.index_add_(0, root, s[idx.to(s.device)]); count.index_add_(0, root, torch.ones_like(root, dtype=s.dtype))
-    return total / count
+    def _group_scores(self, key:str, scores:dict) -> Tensor:
+        "One score per channel of coupled group `key`: the mean of its producers' channel scores"
+        g = self.coupling[key]
+        total, count = (scores[next(iter(g.producers))].new_zeros(g.n) for _ in range(2))
+        for name, (idx, root) in g.producers.items():
+            s, root = scores[name].reshape(-1), root.to(total.device)
+            total.index_add_(0, root, s[idx.to(s.device)]); count.index_add_(0, root, torch.ones_like(root, dtype=s.dtype))
+        return total / count
 
-@patch
-@torch.no_grad()
-def sparsify_model(self:Sparsifier,
-    sparsity:float|dict,      # Percentage in [0, 100], or {layer name (or tuple of names): percentage}
-    round_to:int|None=None,   # Keep a multiple of this many units in each layer
-) -> None:
-    "Mask the least important units so that the model reaches `sparsity`"
-    plan = self.plan(sparsity, round_to)  # validates before anything changes
-    named = {n for g in plan for n in g}
-    for n in self.units:
-        if n not in named: self._set_key_mask(n, None)
-    for names, k in plan.items():
-        if self.nm: self._sparsify_nm(names, k > 0); continue
-        scores = self._scores(list(names))
-        if len(names) > 1 and round_to is not None:  # global choice sets each layer's count, rounded, then local
-            for n, s, m in zip(names, scores, self._select_global(list(names), k, scores)):
-                kept = _kept_multiple(int(m.sum()), s.numel(), round_to)
-                self._set_key_mask(n, select_lowest([s], s.numel() - kept, [m])[0])
-            continue
-        out = [self._key_mask(n) for n in names]
-        masks = select_lowest(scores, k, out, release=True)
-        if len(names) > 1 and any(n_zeros(m) > self.layer_cap(n) for n, m in zip(names, masks)):  # rare: re-score, capped
-            masks = self._select_global(list(names), k)
-        for n, m in zip(names, masks): self._set_key_mask(n, m)
-    self.apply_masks()
+    @torch.no_grad()
+    def sparsify_model(self,
+        sparsity:float|dict,      # Percentage in [0, 100], or {layer name (or tuple of names): percentage}
+        round_to:int|None=None,   # Keep a multiple of this many units in each layer
+    ) -> None:
+        "Mask the least important units so that the model reaches `sparsity`"
+        plan = self.plan(sparsity, round_to)  # validates before anything changes
+        named = {n for g in plan for n in g}
+        for n in self.units:
+            if n not in named: self._set_key_mask(n, None)
+        for names, k in plan.items():
+            if self.nm: self._sparsify_nm(names, k > 0); continue
+            scores = self._scores(list(names))
+            if len(names) > 1 and round_to is not None:  # global choice sets each layer's count, rounded, then local
+                for n, s, m in zip(names, scores, self._select_global(list(names), k, scores)):
+                    kept = _kept_multiple(int(m.sum()), s.numel(), round_to)
+                    self._set_key_mask(n, select_lowest([s], s.numel() - kept, [m])[0])
+                continue
+            out = [self._key_mask(n) for n in names]
+            masks = select_lowest(scores, k, out, release=True)
+            if len(names) > 1 and any(n_zeros(m) > self.layer_cap(n) for n, m in zip(names, masks)):  # rare: re-score, capped
+                masks = self._select_global(list(names), k)
+            for n, m in zip(names, masks): self._set_key_mask(n, m)
+        self.apply_masks()
 
-@patch
-def _select_global(self:Sparsifier, names:list[str], k:int, scores:list[Tensor]|None=None) -> list[Tensor]:
-    "Keep-masks that prune the `k` lowest units of `names` with no layer above its `layer_cap`"
-    scores = ifnone(scores, self._scores(names))
-    masks, free = [None] * len(names), list(range(len(names)))
-    while True:  # water-filling: a layer over its cap is fixed at it, and the rest is chosen again among the others
-        sub = select_lowest([scores[i] for i in free], k - sum(self.layer_cap(names[i]) for i in range(len(names)) if i not in free))
-        over = [i for i, m in zip(free, sub) if n_zeros(m) > self.layer_cap(names[i])]
-        for i, m in zip(free, sub): masks[i] = m
-        if not over: return masks
-        for i in over: masks[i] = select_lowest([scores[i]], self.layer_cap(names[i]))[0]
-        free = [i for i in free if i not in over]
+    def _select_global(self, names:list[str], k:int, scores:list[Tensor]|None=None) -> list[Tensor]:
+        "Keep-masks that prune the `k` lowest units of `names` with no layer above its `layer_cap`"
+        scores = ifnone(scores, self._scores(names))
+        masks, free = [None] * len(names), list(range(len(names)))
+        while True:  # water-filling: a layer over its cap is fixed at it, and the rest is chosen again among the others
+            sub = select_lowest([scores[i] for i in free], k - sum(self.layer_cap(names[i]) for i in range(len(names)) if i not in free))
+            over = [i for i, m in zip(free, sub) if n_zeros(m) > self.layer_cap(names[i])]
+            for i, m in zip(free, sub): masks[i] = m
+            if not over: return masks
+            for i in over: masks[i] = select_lowest([scores[i]], self.layer_cap(names[i]))[0]
+            free = [i for i in free if i not in over]
 
-@patch
-def sparsify_layer(self:Sparsifier,
-    m:nn.Module|str,         # A sparsified layer, or its name
-    sparsity:float,          # Percentage in [0, 100]
-    round_to:int|None=None,  # Keep a multiple of this many units
-) -> None:
-    "Mask the least important units of one layer; the other layers keep their masks"
-    name = m if isinstance(m, str) else next((n for n, l in self.layers.items() if l is m), None)
-    if name is None: raise ValueError(f"{type(m).__name__} is not one of the layers this Sparsifier sparsifies")
-    key = self._unit_key(name)  # with `coupled`, the layer's whole channel group
-    k = self.plan({name: sparsity}, round_to)[(key,)]
-    if self.nm: self._sparsify_nm([name], k > 0)
-    else:
-        s = self._scores([key])[0]
-        self._set_key_mask(key, select_lowest([s], k, [self._key_mask(key)])[0])
-    self.apply_masks()
+    def sparsify_layer(self,
+        m:nn.Module|str,         # A sparsified layer, or its name
+        sparsity:float,          # Percentage in [0, 100]
+        round_to:int|None=None,  # Keep a multiple of this many units
+    ) -> None:
+        "Mask the least important units of one layer; the other layers keep their masks"
+        name = m if isinstance(m, str) else next((n for n, l in self.layers.items() if l is m), None)
+        if name is None: raise ValueError(f"{type(m).__name__} is not one of the layers this Sparsifier sparsifies")
+        key = self._unit_key(name)  # with `coupled`, the layer's whole channel group
+        k = self.plan({name: sparsity}, round_to)[(key,)]
+        if self.nm: self._sparsify_nm([name], k > 0)
+        else:
+            s = self._scores([key])[0]
+            self._set_key_mask(key, select_lowest([s], k, [self._key_mask(key)])[0])
+        self.apply_masks()
 
-# %% ../nbs/03c_sparsifier.ipynb #36b390d2
-@patch
-def _key_mask(self:Sparsifier, key:str) -> Tensor|None:
-    "The keep-mask of selection key `key`: a layer's, or with `coupled` its channel group's (read from its first producer)"
-    if not self.coupled: return self.masks.mask(key)
-    g = self.coupling[key]
-    first, (idx, root) = next(iter(g.producers.items()))
-    layer_mask = self.masks.mask(first)
-    if layer_mask is None: return None
-    group_mask = torch.ones(g.n, dtype=torch.bool, device=layer_mask.device)
-    group_mask[root.to(layer_mask.device)] = layer_mask.reshape(-1)[idx.to(layer_mask.device)]
-    return group_mask
+    def _key_mask(self, key:str) -> Tensor|None:
+        "The keep-mask of selection key `key`: a layer's, or with `coupled` its channel group's (read from its first producer)"
+        if not self.coupled: return self.masks.mask(key)
+        g = self.coupling[key]
+        first, (idx, root) = next(iter(g.producers.items()))
+        layer_mask = self.masks.mask(first)
+        if layer_mask is None: return None
+        group_mask = torch.ones(g.n, dtype=torch.bool, device=layer_mask.device)
+        group_mask[root.to(layer_mask.device)] = layer_mask.reshape(-1)[idx.to(layer_mask.device)]
+        return group_mask
 
-@patch
-def _set_key_mask(self:Sparsifier, key:str, mask:Tensor|None):
-    "Set the keep-mask of selection key `key`; a channel group's mask is spread to each producer's filters"
-    if not self.coupled: return self.masks.set(key, mask)
-    for name, (idx, root) in self.coupling[key].producers.items():
-        if mask is None: self.masks.set(name, None); continue
-        w = self.layers[name].weight
-        layer_mask = torch.ones([1 if i in self.dims[name] else n for i, n in enumerate(w.shape)], dtype=torch.bool, device=w.device)
-        layer_mask.view(-1)[idx.to(w.device)] = mask[root.to(mask.device)].to(w.device)
-        self.masks.set(name, layer_mask)
+    def _set_key_mask(self, key:str, mask:Tensor|None):
+        "Set the keep-mask of selection key `key`; a channel group's mask is spread to each producer's filters"
+        if not self.coupled: return self.masks.set(key, mask)
+        for name, (idx, root) in self.coupling[key].producers.items():
+            if mask is None: self.masks.set(name, None); continue
+            w = self.layers[name].weight
+            layer_mask = torch.ones([1 if i in self.dims[name] else n for i, n in enumerate(w.shape)], dtype=torch.bool, device=w.device)
+            layer_mask.view(-1)[idx.to(w.device)] = mask[root.to(mask.device)].to(w.device)
+            self.masks.set(name, layer_mask)
 
-@patch
-def apply_masks(self:Sparsifier) -> None:
-    "Zero the masked weights, and for whole pruned channels their bias and BatchNorm affine parameters (see `Masks.apply`)"
-    self.masks.apply()
+    def apply_masks(self) -> None:
+        "Zero the masked weights, and for whole pruned channels their bias and BatchNorm affine parameters (see `Masks.apply`)"
+        self.masks.apply()
 
-# %% ../nbs/03c_sparsifier.ipynb #ed96195e
-@patch
-@torch.no_grad()
-def _sparsify_nm(self:Sparsifier, names, on:bool):
-    "Apply the N:M pattern to layers `names`, or remove their masks if not `on`"
-    N, M = self.nm
-    for n in names:
-        if not on: self.masks.set(n, None); continue
-        m = self.layers[n]
-        s = self.criteria.finish(self.criteria.transform(m.weight, self._reference(n), self.rng), (), self.masks.mask(n))  # per-weight scores
-        g = s.movedim(1, -1)  # inputs last: (out, *kernel, in)
-        groups = g.reshape(-1, M)
-        keep = torch.zeros_like(groups, dtype=torch.bool)
-        keep.scatter_(1, groups.topk(N, dim=1, sorted=False).indices, True)
-        self.masks.set(n, keep.reshape(g.shape).movedim(-1, 1).contiguous())
+    @torch.no_grad()
+    def _sparsify_nm(self, names, on:bool):
+        "Apply the N:M pattern to layers `names`, or remove their masks if not `on`"
+        N, M = self.nm
+        for n in names:
+            if not on: self.masks.set(n, None); continue
+            m = self.layers[n]
+            s = self.criteria.finish(self.criteria.transform(m.weight, self._reference(n), self.rng), (), self.masks.mask(n))  # per-weight scores
+            g = s.movedim(1, -1)  # inputs last: (out, *kernel, in)
+            groups = g.reshape(-1, M)
+            keep = torch.zeros_like(groups, dtype=torch.bool)
+            keep.scatter_(1, groups.topk(N, dim=1, sorted=False).indices, True)
+            self.masks.set(n, keep.reshape(g.shape).movedim(-1, 1).contiguous())
 
-# %% ../nbs/03c_sparsifier.ipynb #6f19c334
-@patch
-def sparsity_report(self:Sparsifier) -> pd.DataFrame:
-    "One row per sparsified layer: its name, type, weight count, zero weights and sparsity (%)"
-    rows = []
-    for n, m in self.layers.items():
-        p, z = m.weight.numel(), n_zeros(m.weight)
-        rows.append(dict(layer=n, type=type(m).__name__, params=p, zeros=z, sparsity=round(100 * z / p, 2)))
-    return pd.DataFrame(rows)
+    def sparsity_report(self) -> pd.DataFrame:
+        "One row per sparsified layer: its name, type, weight count, zero weights and sparsity (%)"
+        rows = []
+        for n, m in self.layers.items():
+            p, z = m.weight.numel(), n_zeros(m.weight)
+            rows.append(dict(layer=n, type=type(m).__name__, params=p, zeros=z, sparsity=round(100 * z / p, 2)))
+        return pd.DataFrame(rows)
 
-@patch
-def sparsity(self:Sparsifier) -> float:
-    "Percentage of zero weights over all sparsified layers"
-    p = sum(m.weight.numel() for m in self.layers.values())
-    return 100 * sum(n_zeros(m.weight) for m in self.layers.values()) / p
+    def sparsity(self) -> float:
+        "Percentage of zero weights over all sparsified layers"
+        p = sum(m.weight.numel() for m in self.layers.values())
+        return 100 * sum(n_zeros(m.weight) for m in self.layers.values()) / p
 
-@patch
-def print_sparsity(self:Sparsifier) -> None:
-    "Print the sparsity report, with the total over all sparsified layers"
-    df = self.sparsity_report()
-    print(df.to_string(index=False))
-    print(f"Total: {df.zeros.sum():,} of {df.params.sum():,} weights are zero ({self.sparsity():.2f}%)")
+    def print_sparsity(self) -> None:
+        "Print the sparsity report, with the total over all sparsified layers"
+        df = self.sparsity_report()
+        print(df.to_string(index=False))
+        print(f"Total: {df.zeros.sum():,} of {df.params.sum():,} weights are zero ({self.sparsity():.2f}%)")
 
-@patch
-def remove(self:Sparsifier) -> None:
-    "Take the masks and reference weights off the model, leaving its (zeroed) weights"
-    self.masks.remove()
+    def remove(self) -> None:
+        "Take the masks and reference weights off the model, leaving its (zeroed) weights"
+        self.masks.remove()
+
+    def settings(self) -> dict:
+        "What a saved state must agree with to be loaded (besides its layers, which `Masks` checks): granularity, context, criteria, N:M, coupling"
+        return dict(granularity=self.granularity, context=self.context, criteria=self.criteria.name,
+                    nm=list(self.nm) if self.nm else None, coupled=self.coupled, max_layer_sparsity=self.max_layer_sparsity)
+
+    def state_dict(self) -> dict:
+        "Settings, masks, references and the random generator's state, to resume from"
+        return dict(settings=self.settings(), masks=self.masks.state_dict(), rng=self.rng.get_state())
+
+    def load_state_dict(self, state:dict):
+        "Restore a saved state; a clear error naming what differs when it was saved with other settings or layers"
+        _check_settings(state['settings'], self.settings())
+        self.masks.load_state_dict(state['masks'])
+        self.rng.set_state(state['rng'])
+        self.apply_masks()
 
 # %% ../nbs/03c_sparsifier.ipynb #83ed8425
-@patch
-def settings(self:Sparsifier) -> dict:
-    "What a saved state must agree with to be loaded (besides its layers, which `Masks` checks): granularity, context, criteria, N:M, coupling"
-    return dict(granularity=self.granularity, context=self.context, criteria=self.criteria.name,
-                nm=list(self.nm) if self.nm else None, coupled=self.coupled, max_layer_sparsity=self.max_layer_sparsity)
-
-@patch
-def state_dict(self:Sparsifier) -> dict:
-    "Settings, masks, references and the random generator's state, to resume from"
-    return dict(settings=self.settings(), masks=self.masks.state_dict(), rng=self.rng.get_state())
-
 def _check_settings(saved:dict, now:dict):
     "Unless a saved state's settings are the current ones, raise an error that names each difference as 'name: saved -> now'"
     diff = [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in dict.fromkeys([*saved, *now]) if saved.get(k) != now.get(k)]
     if diff: raise ValueError(f"The sparsity state was saved with other settings: {'; '.join(diff)}")
-
-@patch
-def load_state_dict(self:Sparsifier, state:dict):
-    "Restore a saved state; a clear error naming what differs when it was saved with other settings or layers"
-    _check_settings(state['settings'], self.settings())
-    self.masks.load_state_dict(state['masks'])
-    self.rng.set_state(state['rng'])
-    self.apply_masks()
