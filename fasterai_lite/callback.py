@@ -177,15 +177,11 @@ class SparsifyCallback(Callback):
         progress, self.last_plan = due
         self.sparsifier.sparsify_model(_scaled(self.sparsity, progress), self.round_to)
         self.last_progress, self.last_event = progress, self.iter_total()
-        if self.lth: self._rewind(); self._save_ticket()
+        if self.lth: self.sparsifier.masks.rewind(); self._save_ticket()  # lottery ticket: back to the rewind point
 
     def iter_total(self) -> int:
         "Training batches done in this fit"
         return round(self.pct_train * self.n_iter_total)
-
-    def _rewind(self):
-        "Lottery ticket: reset the sparsified weights to the rewind point, keeping the masks"
-        self.sparsifier.masks.rewind()
 
     def _save_ticket(self):
         if not self.save_tickets: return
@@ -211,7 +207,7 @@ class SparsifyCallback(Callback):
                               f"or another callback reloaded earlier weights); the final target was applied without further "
                               f"training, giving {sp.sparsity():.2f}%")
             sp.apply_masks()
-            if self.lth and self.reset_end: self._rewind()
+            if self.lth and self.reset_end: sp.masks.rewind()
             self.report = sp.sparsity_report()
             sp.print_sparsity()
         finally: self._cleanup()
@@ -329,5 +325,5 @@ def fine_tune(self:Learner, *args, **kwargs):
     try: return _fastai_fine_tune(self, *args, **kwargs)
     finally: del self.fine_tune_fits
 
-for f, original in ((Learner.save, _fastai_save), (Learner.load, _fastai_load), (Learner.fine_tune, _fastai_fine_tune)):
-    f.fastai_original = original
+Learner.save.fastai_original, Learner.load.fastai_original = _fastai_save, _fastai_load
+Learner.fine_tune.fastai_original = _fastai_fine_tune

@@ -87,7 +87,7 @@ class Sparsifier:
         criteria:Criteria|str,               # How units are scored, or the name of a ready-made criteria
         nm:bool|tuple=False,                 # N:M sparsity along the input dimension: True for 2:4, or (N, M)
         layer_type:type|tuple=nn.Conv2d,     # Layer type(s) to sparsify
-        example_inputs=None,                 # Model input(s), only needed to find BatchNorms when torch.fx can't trace
+        example_inputs=None,                 # Model input(s) to trace it with when whole channels go; guessed if None
         keep_init:bool=False,                # Keep a copy of the weights as they are now (for lottery-ticket rewinding)
         coupled:bool=False,                  # Score and zero coupled channels together, so `Pruner` can remove them all
         max_layer_sparsity:float|None=None,  # In a global group, the most (%) one layer may lose; None: all but one unit
@@ -103,9 +103,10 @@ class Sparsifier:
         if max_layer_sparsity is not None: _check_pct(max_layer_sparsity, 'max_layer_sparsity')
         store_attr('model,granularity,context,criteria,nm,layers,dims,keep_init,coupled,max_layer_sparsity')
         self.channel_dims = {n: self._channel_dim(n) for n in layers}
-        groups, DG = self._graph(model, example_inputs)
-        self.coupling = self._coupling(groups) if coupled else None  # selection group -> ChannelGroup
-        self.masks = Masks(layers, self._followers(model, DG))       # the one owner of the masks and references
+        traced = coupled or any(d is not None for d in self.channel_dims.values())  # whole channels go: BatchNorms go too
+        inputs = inputs_for(model, example_inputs) if traced else None
+        self.coupling = self._coupling(channel_groups(model, inputs)[0]) if coupled else None  # selection group -> ChannelGroup
+        self.masks = Masks(layers, self._followers(model, inputs) if traced else {})  # the one owner of the masks and references
         self.units = ({k: g.n for k, g in self.coupling.items()} if coupled else
                       {n: math.prod(1 if i in dims[n] else s for i, s in enumerate(m.weight.shape)) for n, m in layers.items()})
         self.rng = torch.Generator().manual_seed(int(torch.randint(2**62, ())) if seed is None else seed)
@@ -135,19 +136,13 @@ class Sparsifier:
         ungrouped = getattr(m, 'groups', 1) == 1 or self.coupled  # coupled mode finds a grouped conv's BatchNorms in its channel groups
         return out_channel_dim(m) if whole_channels(m, self.dims[name]) and not self.nm and ungrouped else None
 
-    def _graph(self, model:nn.Module, example_inputs) -> tuple[list[ChannelGroup], object]:
-        "The channel groups and dependency graph of `model`, traced only when whole output channels are zeroed"
-        if not self.coupled and all(d is None for d in self.channel_dims.values()): return [], None
-        return channel_groups(model, inputs_for(model, example_inputs))
-
-    def _followers(self, model:nn.Module, DG) -> dict[str, list[tuple]]:
+    def _followers(self, model:nn.Module, inputs:tuple) -> dict[str, list[tuple]]:
         "What `Masks` zeroes with each layer's pruned channels: its bias, and its BatchNorms (with `coupled`, its group's)"
-        if DG is None: return {}
         mods, out = dict(model.named_modules()), {}
         for n, d in self.channel_dims.items():
             if d is not None and getattr(self.layers[n], 'bias', None) is not None: out[n] = [(self.layers[n].bias, None, None)]
         if not self.coupled:
-            for n, bns in following_norms(model, DG=DG).items():
+            for n, bns in following_norms(model, inputs).items():
                 if self.channel_dims.get(n) is not None: out.setdefault(n, []).extend((t, None, None) for bn in bns for t in _affine(mods[bn]))
             return out
         for g in self.coupling.values():  # a group's BatchNorms follow its first producer, whose mask is the group's
