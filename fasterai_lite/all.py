@@ -9,4 +9,5 @@ from .prune import *
 from .stats import *
 from .plots import *
 from .sensitivity import *
+from .interop import *
 from .data import *

@@ -51,6 +51,7 @@ class SparsifyCallback(Callback):
         prune:bool=False,                # At the end of fit, replace learn.model with a compact copy without its zero channels
         pruner:Pruner|None=None,         # The `Pruner` to do that with (implies `prune`); a default `Pruner()` if None
         max_layer_sparsity:float|None=None, # In global context, the most (%) one layer may lose; None: all but one unit
+        start_masks:dict|None=None,      # Keep-masks to start from, held all along (see `Sparsifier.start_from`), e.g. `from_torch_prune`'s
     ):
         if isinstance(sparsity, dict):
             if not sparsity: raise ValueError("sparsity is an empty dict: name at least one layer")
@@ -68,6 +69,8 @@ class SparsifyCallback(Callback):
             raise ValueError("coupled=True traces the whole learn.model to find coupled channels: choose the layers with "
                              "layer_type (or a dict sparsity), not with model=")
         if pruner is not None and not isinstance(pruner, Pruner): raise TypeError(f"pruner must be a Pruner, got {pruner!r}")
+        if start_masks is not None and (not isinstance(start_masks, dict) or not start_masks):
+            raise ValueError(f"start_masks must be a non-empty dict of layer name -> keep-mask, got {start_masks!r}")
         if prune and pruner is None: pruner = Pruner(verbose=False)
         store_attr()
         self.sparsifier, self.report, self.prune_report, self.active = None, None, None, False
@@ -107,7 +110,9 @@ class SparsifyCallback(Callback):
                   layer_type=self.layer_type, keep_init=self.lth and self.rewind_epoch == 0, coupled=self.coupled,
                   max_layer_sparsity=self.max_layer_sparsity, seed=_shared_seed())
         self.sparsifier = Sparsifier(model, example_inputs=self._example(), **kw)
-        try: self._start(self._saved_state())  # dict targets are checked here, before training
+        try:
+            if self.start_masks is not None: self.sparsifier.start_from(self.start_masks)
+            self._start(self._saved_state())  # dict targets are checked here, before training
         except Exception: self.sparsifier.remove(); raise  # and the model is left as it came
         self.metric = ValueMetric(self.sparsifier.sparsity, 'sparsity')
         self.learn.metrics = self.learn.metrics + [self.metric]

@@ -72,22 +72,29 @@ class Masks:
         for n, m in self.layers.items(): m.weight.copy_(self.reference(n, 'init'))
         self.apply()
 
-    def _plan(self) -> tuple[list, list, list]:
-        "What `apply` zeroes: big (tensor, bool mask) pairs, and small tensors with float masks for one fused multiply"
-        big, small_t, small_m = [], [], []
+    def tensor_masks(self) -> list[tuple[Tensor, Tensor]]:
+        "Each tensor `apply` zeroes, with its bool keep-mask (broadcastable onto it): masked weights, then their followers"
+        out = []
         for name, m in self.layers.items():
             mask = self.mask(name)
             if mask is None or not self.n_pruned[name]: continue
-            if mask.numel() < m.weight.numel():  # a reduced (structured) mask: a float copy costs next to nothing
-                small_t.append(m.weight); small_m.append(mask.to(m.weight.dtype))
-            else: big.append((m.weight, mask))
+            out.append((m.weight, mask))
             channels = mask.reshape(-1)
             for t, pos, ch in self.followers.get(name, []):
                 if pos is None: keep = channels.to(t.device)
                 else:
                     keep = torch.ones(t.shape, dtype=torch.bool, device=t.device)
                     keep[pos.to(t.device)] = channels[ch.to(channels.device)].to(t.device)
-                small_t.append(t); small_m.append(keep.to(t.dtype))
+                out.append((t, keep))
+        return out
+
+    def _plan(self) -> tuple[list, list, list]:
+        "What `apply` zeroes: big (tensor, bool mask) pairs, and small tensors with float masks for one fused multiply"
+        big, small_t, small_m = [], [], []
+        for t, mask in self.tensor_masks():
+            if t.ndim == 1 or mask.numel() < t.numel():  # a follower, or a reduced (structured) mask: a float copy costs next to nothing
+                small_t.append(t); small_m.append(mask.to(t.dtype))
+            else: big.append((t, mask))
         return big, small_t, small_m
 
     @torch.no_grad()

@@ -110,6 +110,7 @@ class Sparsifier:
         self.units = ({k: g.n for k, g in self.coupling.items()} if coupled else
                       {n: math.prod(1 if i in dims[n] else s for i, s in enumerate(m.weight.shape)) for n, m in layers.items()})
         self.rng = torch.Generator().manual_seed(int(torch.randint(2**62, ())) if seed is None else seed)
+        self.held = {}  # layer name -> units its starting masks prune, which stay pruned (see `start_from`)
         for kind in {criteria.reference_kind, 'init' if keep_init else None} - {None}: self.masks.keep_reference(kind)
 
     def __repr__(self):
@@ -217,7 +218,8 @@ class Sparsifier:
                 raise ValueError(f"A global sparsity of {pct:g}% cannot be reached when no layer may lose more than "
                                  f"max_layer_sparsity={self.max_layer_sparsity}% of its units (None: all but one): raise "
                                  f"max_layer_sparsity (100 allows whole layers to go), or lower the target")
-            out[tuple(names)] = u - _kept_multiple(u - k, u, round_to) if len(names) == 1 else k
+            k = u - _kept_multiple(u - k, u, round_to) if len(names) == 1 else k
+            out[tuple(names)] = max(k, sum(self.held.get(n, 0) for n in names))  # what the starting masks prune stays pruned
         return out
 
     def layer_cap(self, key:str) -> int:
@@ -346,6 +348,35 @@ class Sparsifier:
             keep.scatter_(1, groups.topk(N, dim=1, sorted=False).indices, True)
             self.masks.set(n, keep.reshape(g.shape).movedim(-1, 1).contiguous())
 
+    @torch.no_grad()
+    def start_from(self,
+        masks:dict[str, Tensor],  # {layer name, or '<layer>.weight': keep-mask of its weight (True or 1 = kept)}
+    ):
+        "Start from existing masks (e.g. `from_torch_prune`'s): applied now, and what they prune stays pruned in every later plan"
+        if self.coupled or self.nm: raise ValueError("start_from takes masks of single layers: it works with coupled=False and without N:M")
+        if not isinstance(masks, dict) or not masks: raise ValueError(f"masks must be a non-empty dict of layer name -> keep-mask, got {masks!r}")
+        units = {}
+        for key, mask in masks.items():
+            name = key[:-len('.weight')] if isinstance(key, str) and key.endswith('.weight') else key
+            if name not in self.layers and isinstance(key, str) and '.' in key and key.rsplit('.', 1)[0] in self.layers:
+                raise ValueError(f"{key!r} is not a weight: a Sparsifier masks the weights of its layers; leave it out of masks")
+            self._check_name(name)
+            w = self.layers[name].weight
+            if not isinstance(mask, Tensor) or tuple(mask.shape) != tuple(w.shape):
+                raise ValueError(f"The mask of {key!r} must be a tensor of its weight's shape {tuple(w.shape)}, got "
+                                 f"{tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__}")
+            keep = mask.to(w.device) != 0
+            unit = keep.amax(self.dims[name], keepdim=True) if self.dims[name] else keep
+            if not torch.equal(unit.expand_as(keep), keep):
+                raise ValueError(f"The mask of {key!r} does not prune whole {self.granularity!r} units: start from it with granularity='weight'")
+            if self.context == 'global' and n_zeros(unit) > self.layer_cap(name):
+                raise ValueError(f"The mask of {key!r} prunes {n_zeros(unit)} of its {unit.numel()} units, more than "
+                                 f"max_layer_sparsity={self.max_layer_sparsity} lets one layer lose in global context: raise it")
+            units[name] = unit
+        for name, unit in units.items(): self.masks.set(name, unit)
+        self.held = {n: n_zeros(u) for n, u in units.items()}
+        self.apply_masks()
+
     def sparsity_report(self) -> pd.DataFrame:
         "One row per sparsified layer: its name, type, weight count, zero weights and sparsity (%)"
         rows = []
@@ -375,14 +406,15 @@ class Sparsifier:
                     nm=list(self.nm) if self.nm else None, coupled=self.coupled, max_layer_sparsity=self.max_layer_sparsity)
 
     def state_dict(self) -> dict:
-        "Settings, masks, references and the random generator's state, to resume from"
-        return dict(settings=self.settings(), masks=self.masks.state_dict(), rng=self.rng.get_state())
+        "Settings, masks, references, the random generator's state and the held units (`start_from`), to resume from"
+        return dict(settings=self.settings(), masks=self.masks.state_dict(), rng=self.rng.get_state(), held=dict(self.held))
 
     def load_state_dict(self, state:dict):
         "Restore a saved state; a clear error naming what differs when it was saved with other settings or layers"
         _check_settings(state['settings'], self.settings())
         self.masks.load_state_dict(state['masks'])
         self.rng.set_state(state['rng'])
+        self.held = dict(state.get('held', {}))
         self.apply_masks()
 
 # %% ../nbs/03c_sparsifier.ipynb #83ed8425
