@@ -11,7 +11,8 @@ from torch import Tensor
 from fastcore.basics import *
 
 # %% auto #0
-__all__ = ['ChannelGroup', 'modes_kept', 'channel_groups', 'model_outputs', 'dummy_inputs', 'inputs_for', 'following_norms']
+__all__ = ['ChannelGroup', 'modes_kept', 'GraphError', 'channel_groups', 'model_outputs', 'dummy_inputs', 'inputs_for',
+           'following_norms']
 
 # %% ../nbs/05_graph.ipynb #db4ae3da
 @dataclass
@@ -24,10 +25,24 @@ class ChannelGroup:
     consumers: list = field(default_factory=list)  # Names of the layers that read the channels as inputs
     blockers: list = field(default_factory=list)   # Modules the channels reach that cannot lose channels losslessly
     to_output: bool = False                        # The channels are (part of) the model's output
+    units: Tensor|None = None                      # Root channel -> its removal unit, when some channels go only together; None: each alone
 
     def __repr__(self):
         extra = (' -> output' if self.to_output else '') + (f', blocked by {self.blockers}' if self.blockers else '')
+        extra += f', in {self.n_units} units' if self.units is not None else ''
         return f"ChannelGroup({self.root!r}, {self.n} channels, producers={list(self.producers)}, norms={list(self.norms)}{extra})"
+
+    @property
+    def n_units(self) -> int:
+        "How many removal units the group has: its channels, or fewer when some go only together"
+        return self.n if self.units is None else int(self.units.max()) + 1
+
+    def unit_mask(self, channels:Tensor, all_of:bool=True) -> Tensor:
+        "Per unit, from a bool per root channel: whether all (`all_of`) or any of its channels are True"
+        if self.units is None: return channels
+        hits = torch.zeros(self.n_units, dtype=torch.long, device=channels.device).index_add_(0, self.units.to(channels.device), channels.long())
+        size = torch.bincount(self.units, minlength=self.n_units).to(channels.device)
+        return hits == size if all_of else hits > 0
 
 # %% ../nbs/05_graph.ipynb #da10d8ca
 @contextmanager
@@ -58,31 +73,50 @@ def _describe(node, DG) -> str:
     if name: return f"{name!r} ({type(m).__name__})"
     return f"an operation {node.grad_fn.name() if node.grad_fn is not None else type(m).__name__}"
 
+def _units(n:int, grouped:list) -> Tensor|str|None:
+    "Per root channel its removal unit: a grouped conv loses channels only at the same position in each of its groups"
+    if not grouped: return None
+    if len({(G, C) for G, C, _ in grouped}) > 1: return f"grouped convs with different groups {sorted({G for G, _, _ in grouped})}"
+    G, C, (idx, root) = grouped[0]
+    label = torch.arange(n)
+    label[root] = n + idx % (C // G)  # position within its group: one unit per position
+    return torch.unique(label, return_inverse=True)[1]
+
 def _channel_group(group, DG) -> ChannelGroup:
     "A Torch-Pruning group as a `ChannelGroup`"
     names = DG._module2name
-    cg = ChannelGroup(names[group[0].dep.target.module], len(group[0].idxs))
+    cg, grouped = ChannelGroup(names[group[0].dep.target.module], len(group[0].idxs)), []
     for item in group:
         node, handler = item.dep.target, item.dep.handler
         kind, m = node.type.name, node.module
         where = (torch.tensor(item.idxs, dtype=torch.long), torch.tensor(item.root_idxs, dtype=torch.long))
         if _carries(node, handler, DG) and (not node.outputs or any(o.type.name == 'OUTPUT' for o in node.outputs)):
             cg.to_output = True
-        if kind == 'DEPTHWISE_CONV' or kind in _PRODUCERS and DG.is_out_channel_pruning_fn(handler): cg.producers[names[m]] = where
-        elif kind in _PRODUCERS:
-            if getattr(m, 'groups', 1) > 1: cg.blockers.append(f"{_describe(node, DG)} with groups={m.groups}")
-            else: cg.consumers.append(names[m])
+        out = kind in _PRODUCERS and DG.is_out_channel_pruning_fn(handler)
+        if kind in _PRODUCERS and kind != 'DEPTHWISE_CONV' and getattr(m, 'groups', 1) > 1:
+            grouped.append((m.groups, m.out_channels if out else m.in_channels, where))
+        if kind == 'DEPTHWISE_CONV' or out: cg.producers[names[m]] = where
+        elif kind in _PRODUCERS: cg.consumers.append(names[m])
         elif kind == 'BN': cg.norms[names[m]] = where
         elif kind not in _PASS_THROUGH: cg.blockers.append(_describe(node, DG))
+    units = _units(cg.n, grouped)
+    if isinstance(units, str): cg.blockers.append(units)
+    else: cg.units = units
     return cg
+
+class GraphError(ValueError):
+    "The channel graph of a model could not be traced"
 
 def channel_groups(
     model:nn.Module,       # The model whose channels to group
     example_inputs:tuple,  # Input(s) to trace it with, see `dummy_inputs`
 ) -> tuple[list[ChannelGroup], object]:
     "The coupled channel groups of `model` (one per channel space of its Conv and Linear layers), and the dependency graph"
-    DG = _dependency_graph(model, tuple(listify(example_inputs)))
-    return [_channel_group(g, DG) for g in DG.get_all_groups(root_module_types=_LAYERS)], DG
+    try:
+        DG = _dependency_graph(model, tuple(listify(example_inputs)))
+        return [_channel_group(g, DG) for g in DG.get_all_groups(root_module_types=_LAYERS)], DG
+    except Exception as e:  # Torch-Pruning fails on some reshapes (ShuffleNet's channel shuffle), or runs out of memory
+        raise GraphError(f"Torch-Pruning could not trace the channel graph of {type(model).__name__}: {type(e).__name__}: {e}") from e
 
 # %% ../nbs/05_graph.ipynb #8e7c7a5c
 def model_outputs(model:nn.Module, example_inputs:tuple) -> list[Tensor]:
@@ -109,8 +143,14 @@ def inputs_for(
     model:nn.Module,      # The model the inputs are for
     example_inputs=None,  # Input(s) given by the user, or None
 ) -> tuple:
-    "`example_inputs` as a tuple, or `dummy_inputs(model)` when none are given"
-    return tuple(listify(example_inputs)) if example_inputs is not None else dummy_inputs(model)
+    "`example_inputs` as a tuple, checked to run through `model`, or `dummy_inputs(model)` when none are given"
+    if example_inputs is None: return dummy_inputs(model)
+    xs = tuple(listify(example_inputs))
+    try: model_outputs(model, xs)
+    except Exception as e:
+        shapes = [tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__ for x in xs]
+        raise ValueError(f"example_inputs of shapes {shapes} do not run through {type(model).__name__}: {e}") from e
+    return xs
 
 # %% ../nbs/05_graph.ipynb #a6c2087d
 _ZERO_KEEPING_OPS = ('Relu', 'Hardtanh', 'LeakyRelu', 'Elu', 'Gelu', 'Silu', 'Mish', 'Hardswish', 'Tanh', 'NativeDropout',

@@ -66,91 +66,129 @@ def output_difference(
     return max(float((x - y).abs().max() / x.abs().max().clamp_min(torch.finfo(torch.float32).tiny)) for x, y in zip(oa, ob))
 
 # %% ../nbs/06_prune.ipynb #4fd15f8b
-class Pruner:
-    "Takes a model's zero output channels out for good, returning a smaller dense copy whose outputs are the same"
-    def __init__(self,
-        rtol:float=1e-5,     # Largest output difference allowed, relative to the largest output, in eval mode
-        verbose:bool=True,   # Print what was removed
-    ):
-        store_attr()
-        self.report = None   # what the last `prune_model` did: a dict, see `report_frame`
-
-    def __repr__(self): return f"Pruner(rtol={self.rtol:g})"
-
-# %% ../nbs/06_prune.ipynb #aa10c724
-@patch
-def _plan(self:Pruner, mods:dict, groups:list) -> list[tuple[ChannelGroup, list[int]]]:
-    "The zero channels to remove in each group (`mods`: the model's modules by name), keeping one in a group of zeros"
-    plan = []
-    for g in groups:
-        if g.to_output: continue  # the model's output size never changes
-        zero = zero_channels(g, mods)
-        if not zero.any(): continue
-        if g.blockers:
-            raise ValueError(f"Pruner cannot remove the zero channels of {sorted(g.producers)}: they also reach "
-                             f"{', '.join(g.blockers)}, which cannot lose channels without changing the outputs. Pruner "
-                             f"handles Conv and Linear layers (depthwise convs too), BatchNorm, residual additions, "
-                             f"concatenation, pooling, flattening and activations. The input model is unchanged.")
-        if zero.all():
-            warnings.warn(f"Pruner: every channel of {sorted(g.producers)} is zero; one is kept so that the layers stay valid")
-            zero[0] = False
-        plan.append((g, zero.nonzero().squeeze(1).tolist()))
-    return plan
-
 def _remove(mods:dict, DG, g:ChannelGroup, idxs:list[int]):
     "Remove channels `idxs` of group `g` from the model whose modules by name are `mods` and dependency graph is `DG`"
     root = mods[g.root]
     DG.get_pruning_group(root, DG.get_pruner_of_module(root).prune_out_channels, idxs).prune()
 
-@patch
-def prune_model(self:Pruner,
-    model:nn.Module,      # The model to compact; it is not modified
-    example_inputs=None,  # Input(s) to trace and check it with; if None, guessed from the first layer (`dummy_inputs`)
-) -> nn.Module:
-    "A compact copy of `model` without its zero output channels, with the same outputs"
-    xs = inputs_for(model, example_inputs)
-    new = copy.deepcopy(model)
-    groups, DG = channel_groups(new, xs)
-    mods = dict(new.named_modules())
-    plan = self._plan(mods, groups)
-    for g, idxs in plan: _remove(mods, DG, g, idxs)
-    diff = output_difference(model, new, xs) if plan else 0.
-    if diff > self.rtol: self._fail(model, xs, plan, diff)
-    z, zc = zero_weights(model), zero_weights(new)
-    self.report = dict(params=param_count(model), params_compact=param_count(new), macs=macs(model, xs),
-                       macs_compact=macs(new, xs), size_mb=size_mb(model), size_mb_compact=size_mb(new),
-                       channels_removed=sum(len(i) for _, i in plan), zero_weights=z, zero_weights_compact=zc,
-                       removable_fraction=(z - zc) / z if z else 1., output_difference=diff)
-    if self.verbose: self._print()
-    return new
+_OUTPUT = "they are the model's output, whose size never changes"
+_GROUPED = "a grouped conv loses channels only at the same position in each of its groups, and these are not zero in all of them"
+_CHANGES = ("removing them alone changes the outputs: on the way to {} an operation does not keep zero at zero (a sigmoid, "
+            "or adding a constant), or moves channels in a way the graph does not follow (a channel shuffle)")
 
-@patch
-def _fail(self:Pruner, model:nn.Module, xs:tuple, plan:list, diff:float):
-    "Raise, naming the first channel group whose removal alone changes the outputs"
-    culprit = None
-    for g, idxs in plan:
-        trial = copy.deepcopy(model)
-        _remove(dict(trial.named_modules()), channel_groups(trial, xs)[1], g, idxs)
-        if output_difference(model, trial, xs) > self.rtol: culprit = g; break
-    where = (f" Removing the zero channels of {sorted(culprit.producers)} alone changes them: on the way to "
-             f"{culprit.consumers} an operation does not keep zero at zero (a sigmoid, or adding a constant, say)."
-             if culprit else "")
-    raise RuntimeError(f"Pruner: the compact model's outputs differ from the input model's by {diff:.3g} (relative), "
-                       f"more than rtol={self.rtol:g}, so no model is returned; the input model is unchanged.{where}")
+class Pruner:
+    "Takes a model's zero output channels out for good, returning a smaller dense copy whose outputs are the same"
+    def __init__(self,
+        rtol:float=1e-5,     # Largest output difference allowed, relative to the largest output, in eval mode
+        verbose:bool=True,   # Print what was removed
+        strict:bool=False,   # Raise when zero channels cannot be removed, instead of keeping them and reporting why
+    ):
+        if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 < rtol < float('inf'):
+            raise ValueError(f"rtol must be a positive float, got {rtol!r}")
+        for k, v in dict(verbose=verbose, strict=strict).items():
+            if not isinstance(v, bool): raise TypeError(f"{k} must be True or False, got {v!r}")
+        store_attr()
+        self.report = None   # what the last `prune_model` did: a dict, see `report_frame` and `kept_frame`
 
-@patch
-def _print(self:Pruner):
-    r = self.report
-    if not r['channels_removed']: print("Pruner: no zero channel can be removed; the copy equals the input model"); return
-    print(f"Pruner: removed {r['channels_removed']:,} channels: params {r['params']:,} -> {r['params_compact']:,}, "
-          f"MACs {r['macs']:,} -> {r['macs_compact']:,}; {r['removable_fraction']:.1%} of the zero weights removed; "
-          f"outputs differ by {r['output_difference']:.1e} (relative)")
+    def __repr__(self): return f"Pruner(rtol={self.rtol:g}{', strict' if self.strict else ''})"
 
-# %% ../nbs/06_prune.ipynb #0541083c
-@patch
-def report_frame(self:Pruner) -> pd.DataFrame:
-    "The last compaction's params, MACs and size for the input and the compact model, with their ratio"
-    r = self.report
-    if r is None: raise RuntimeError("Pruner.report_frame: nothing was pruned yet; call prune_model first")
-    rows = [(k, r[k], r[f'{k}_compact'], round(r[k] / r[f'{k}_compact'], 2)) for k in ('params', 'macs', 'size_mb')]
-    return pd.DataFrame(rows, columns=['', 'dense', 'compact', 'ratio'], dtype=object).set_index('')
+    def _plan(self, mods:dict, groups:list, refused:dict) -> tuple[list, list]:
+        "The zero channels to remove in each group, and the zero channels kept with why; `refused`: root name -> reason"
+        plan, kept = [], []
+        for g in groups:
+            zero = zero_channels(g, mods)
+            if not zero.any(): continue
+            reason = _OUTPUT if g.to_output else refused.get(g.root) or (
+                f"they also reach {', '.join(g.blockers)}, which cannot lose channels without changing the outputs" if g.blockers else None)
+            if reason is not None and self.strict and g.blockers and not g.to_output:
+                raise ValueError(f"Pruner cannot remove the zero channels of {sorted(g.producers)}: {reason}. Pruner handles "
+                                 f"Conv and Linear layers (depthwise convs too), BatchNorm, residual additions, concatenation, "
+                                 f"pooling, flattening and activations. The input model is unchanged.")
+            if reason is not None:
+                kept.append(dict(producers=sorted(g.producers), channels=int(zero.sum()), of=g.n, reason=reason)); continue
+            if g.units is not None:  # a grouped conv: only the positions zero in every one of its groups go
+                whole = g.unit_mask(zero)[g.units]
+                if (zero & ~whole).any(): kept.append(dict(producers=sorted(g.producers), channels=int((zero & ~whole).sum()), of=g.n, reason=_GROUPED))
+                zero = whole
+                if not zero.any(): continue
+            if zero.all():
+                warnings.warn(f"Pruner: every channel of {sorted(g.producers)} is zero; one is kept so that the layers stay valid")
+                zero[g.units == g.units[0] if g.units is not None else 0] = False
+            plan.append((g, zero.nonzero().squeeze(1).tolist()))
+        return plan, kept
+
+    def _compact(self, model:nn.Module, xs:tuple, refused:dict) -> tuple[nn.Module, list, list]:
+        "A copy of `model` without the zero channels the plan removes; the plan; what it kept"
+        new = copy.deepcopy(model)
+        groups, DG = channel_groups(new, xs)
+        mods = dict(new.named_modules())
+        plan, kept = self._plan(mods, groups, refused)
+        for g, idxs in plan: _remove(mods, DG, g, idxs)
+        return new, plan, kept
+
+    def _culprits(self, model:nn.Module, xs:tuple, plan:list, first:bool) -> list[ChannelGroup]:
+        "The groups of `plan` whose removal alone changes the outputs (only the first one if `first`)"
+        out = []
+        for g, idxs in plan:
+            trial = copy.deepcopy(model)
+            _remove(dict(trial.named_modules()), channel_groups(trial, xs)[1], g, idxs)
+            if output_difference(model, trial, xs) > self.rtol:
+                out.append(g)
+                if first: break
+        return out
+
+    def _fail(self, diff:float, culprits:list):
+        "Raise: the outputs differ by `diff`, naming the first group whose removal alone changes them"
+        where = f" Removing the zero channels of {sorted(culprits[0].producers)}: {_CHANGES.format(culprits[0].consumers)}." if culprits else ""
+        raise RuntimeError(f"Pruner: the compact model's outputs differ from the input model's by {diff:.3g} (relative), "
+                           f"more than rtol={self.rtol:g}, so no model is returned; the input model is unchanged.{where}")
+
+    def prune_model(self,
+        model:nn.Module,      # The model to compact; it is not modified
+        example_inputs=None,  # Input(s) to trace and check it with; if None, guessed from the first layer (`dummy_inputs`)
+    ) -> nn.Module:
+        "A compact copy of `model` without its zero output channels, with the same outputs; what stays is in `report['kept']`"
+        xs = inputs_for(model, example_inputs)
+        try: new, plan, kept = self._compact(model, xs, {})
+        except GraphError as e:  # no graph, no safe removal: an equal copy, and why
+            if self.strict: raise
+            zero = sum(int(_zero_outputs(m, torch.arange(m.weight.shape[out_channel_dim(m)])).sum()) for m in model.modules()
+                       if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)))
+            new, plan, kept = copy.deepcopy(model), [], [dict(producers=[], channels=zero, of=None, reason=str(e))]
+        diff = output_difference(model, new, xs) if plan else 0.
+        if diff > self.rtol:  # keep the groups whose removal changes the outputs, and compact the rest again
+            culprits = self._culprits(model, xs, plan, first=self.strict)
+            if self.strict or not culprits: self._fail(diff, culprits)
+            new, plan, kept = self._compact(model, xs, {g.root: _CHANGES.format(g.consumers) for g in culprits})
+            diff = output_difference(model, new, xs) if plan else 0.
+            if diff > self.rtol: self._fail(diff, [])
+        z, zc = zero_weights(model), zero_weights(new)
+        self.report = dict(params=param_count(model), params_compact=param_count(new), macs=macs(model, xs),
+                           macs_compact=macs(new, xs), size_mb=size_mb(model), size_mb_compact=size_mb(new),
+                           channels_removed=sum(len(i) for _, i in plan), channels_kept=sum(k['channels'] for k in kept),
+                           kept=kept, zero_weights=z, zero_weights_compact=zc,
+                           removable_fraction=(z - zc) / z if z else 1., output_difference=diff)
+        if self.verbose: self._print()
+        return new
+
+    def _print(self):
+        r = self.report
+        kept = (f"; kept {r['channels_kept']:,} zero channels in {len(r['kept'])} groups (see kept_frame)" if r['kept'] else "")
+        if not r['channels_removed']: print(f"Pruner: no zero channel can be removed; the copy equals the input model{kept}"); return
+        print(f"Pruner: removed {r['channels_removed']:,} channels: params {r['params']:,} -> {r['params_compact']:,}, "
+              f"MACs {r['macs']:,} -> {r['macs_compact']:,}; {r['removable_fraction']:.1%} of the zero weights removed; "
+              f"outputs differ by {r['output_difference']:.1e} (relative){kept}")
+
+    def report_frame(self) -> pd.DataFrame:
+        "The last compaction's params, MACs and size for the input and the compact model, with their ratio"
+        r = self._last()
+        rows = [(k, r[k], r[f'{k}_compact'], round(r[k] / r[f'{k}_compact'], 2)) for k in ('params', 'macs', 'size_mb')]
+        return pd.DataFrame(rows, columns=['', 'dense', 'compact', 'ratio'], dtype=object).set_index('')
+
+    def kept_frame(self) -> pd.DataFrame:
+        "The zero channels the last compaction kept: per channel group, its producers, how many of its channels, and why"
+        return pd.DataFrame(self._last()['kept'], columns=['producers', 'channels', 'of', 'reason'])
+
+    def _last(self) -> dict:
+        if self.report is None: raise RuntimeError("Pruner: nothing was pruned yet; call prune_model first")
+        return self.report

@@ -107,7 +107,7 @@ class Sparsifier:
         inputs = inputs_for(model, example_inputs) if traced else None
         self.coupling = self._coupling(channel_groups(model, inputs)[0]) if coupled else None  # selection group -> ChannelGroup
         self.masks = Masks(layers, self._followers(model, inputs) if traced else {})  # the one owner of the masks and references
-        self.units = ({k: g.n for k, g in self.coupling.items()} if coupled else
+        self.units = ({k: g.n_units for k, g in self.coupling.items()} if coupled else
                       {n: math.prod(1 if i in dims[n] else s for i, s in enumerate(m.weight.shape)) for n, m in layers.items()})
         self.rng = torch.Generator().manual_seed(int(torch.randint(2**62, ())) if seed is None else seed)
         self.held = {}  # layer name -> units its starting masks prune, which stay pruned (see `start_from`)
@@ -254,7 +254,9 @@ class Sparsifier:
         for name, (idx, root) in g.producers.items():
             s, root = scores[name].reshape(-1), root.to(total.device)
             total.index_add_(0, root, s[idx.to(s.device)]); count.index_add_(0, root, torch.ones_like(root, dtype=s.dtype))
-        return total / count
+        if g.units is None: return total / count
+        units = g.units.to(total.device)  # channels that go only together (a grouped conv's): one score, their mean
+        return total.new_zeros(g.n_units).index_add_(0, units, total / count) / torch.bincount(units, minlength=g.n_units)
 
     @torch.no_grad()
     def sparsify_model(self,
@@ -318,12 +320,14 @@ class Sparsifier:
         if layer_mask is None: return None
         group_mask = torch.ones(g.n, dtype=torch.bool, device=layer_mask.device)
         group_mask[root.to(layer_mask.device)] = layer_mask.reshape(-1)[idx.to(layer_mask.device)]
-        return group_mask
+        return g.unit_mask(group_mask, all_of=False)
 
     def _set_key_mask(self, key:str, mask:Tensor|None):
-        "Set the keep-mask of selection key `key`; a channel group's mask is spread to each producer's filters"
+        "Set the keep-mask of selection key `key`; a channel group's mask (one per unit) is spread to each producer's filters"
         if not self.coupled: return self.masks.set(key, mask)
-        for name, (idx, root) in self.coupling[key].producers.items():
+        g = self.coupling[key]
+        if mask is not None and g.units is not None: mask = mask[g.units.to(mask.device)]
+        for name, (idx, root) in g.producers.items():
             if mask is None: self.masks.set(name, None); continue
             w = self.layers[name].weight
             layer_mask = torch.ones([1 if i in self.dims[name] else n for i, n in enumerate(w.shape)], dtype=torch.bool, device=w.device)

@@ -32,6 +32,12 @@ def fastai_resnet18():
     from fastai.vision.learner import create_vision_model
     return create_vision_model(tvm.resnet18, n_out=10, pretrained=False)
 
+def fastai_xresnet(name):
+    "fastai's own xresnet family, with the head vision_learner puts on it"
+    from fastai.vision import models
+    from fastai.vision.learner import create_vision_model
+    return create_vision_model(getattr(models.xresnet, name), n_out=10, pretrained=False)
+
 @torch.no_grad()
 def randomize_norms(model):
     "Random BatchNorm statistics and affine parameters, so a wrong removal shows in the outputs"
@@ -53,6 +59,12 @@ CASES = {  # model, input shape, and what to sparsify: (layer type, granularity)
     'lenet': (lenet, (2, 1, 28, 28), [(nn.Conv2d, 'filter'), (nn.Linear, 'row')]),
     'mnist_net': (MnistNet, (2, 1, 28, 28), [(nn.Conv2d, 'filter'), (nn.Linear, 'row')]),
     'mlp': (mlp, (2, 64), [(nn.Linear, 'row')]),
+    'resnext50_32x4d': (lambda: tvm.resnext50_32x4d(weights=None), (2, 3, 32, 32), [(nn.Conv2d, 'filter')]),  # grouped convs
+    'regnet_x_400mf': (lambda: tvm.regnet_x_400mf(weights=None), (2, 3, 32, 32), [(nn.Conv2d, 'filter')]),
+    'efficientnet_b0': (lambda: tvm.efficientnet_b0(weights=None), (2, 3, 32, 32), [(nn.Conv2d, 'filter')]),
+    'mobilenet_v3_small': (lambda: tvm.mobilenet_v3_small(weights=None), (2, 3, 64, 64), [(nn.Conv2d, 'filter')]),
+    'fastai_xresnet18': (lambda: fastai_xresnet('xresnet18'), (2, 3, 32, 32), [(nn.Conv2d, 'filter')]),
+    'fastai_xresnext18': (lambda: fastai_xresnet('xresnext18'), (2, 3, 32, 32), [(nn.Conv2d, 'filter')]),  # grouped, in vision_learner's head
 }
 
 @pytest.mark.parametrize('name', list(CASES))
@@ -84,6 +96,27 @@ def test_fastai_head_concat_pool_is_pruned_through():
     last_body = [m for m in compact[0].modules() if isinstance(m, nn.Conv2d)][-1]
     assert bn1d.num_features == 2 * last_body.out_channels < 1024
     assert output_difference(model, compact, x) <= 1e-5
+
+def test_grouped_conv_zeros_off_the_positions_are_kept_and_reported():
+    "Filters of a grouped conv zeroed one by one (not the same position in every group) stay, and the report says why"
+    model = tvm.resnext50_32x4d(weights=None).eval()
+    x = torch.randn(1, 3, 32, 32)
+    conv = model.layer1[0].conv2  # 128 channels in 32 groups of 4
+    with torch.no_grad(): conv.weight[[0, 1, 2, 3]] = 0; model.layer1[0].bn2.weight[[0, 1, 2, 3]] = 0; model.layer1[0].bn2.bias[[0, 1, 2, 3]] = 0
+    p = Pruner(verbose=False); compact = p.prune_model(model, x)
+    assert compact.layer1[0].conv2.out_channels == 128 and output_difference(model, compact, x) <= 1e-5
+    assert p.report['channels_kept'] == 4 and 'same position in each of its groups' in p.report['kept'][0]['reason']
+    with torch.no_grad(): conv.weight[4::4] = 0; model.layer1[0].bn2.weight[4::4] = 0; model.layer1[0].bn2.bias[4::4] = 0
+    compact = p.prune_model(model, x)  # position 0 of every group is now zero: those 32 go
+    assert compact.layer1[0].conv2.out_channels == 96 and compact.layer1[0].conv2.groups == 32 and output_difference(model, compact, x) <= 1e-5
+
+def test_untraceable_model_comes_back_whole_with_the_reason():
+    model = tvm.shufflenet_v2_x0_5(weights=None).eval()
+    x = torch.randn(1, 3, 64, 64)
+    p = Pruner(verbose=False); compact = p.prune_model(model, x)
+    assert output_difference(model, compact, x) == 0 and 'could not trace the channel graph' in p.report['kept'][0]['reason']
+    with pytest.raises(ValueError, match='could not trace the channel graph of ShuffleNetV2'):
+        Sparsifier(model, 'filter', 'local', 'large_final', coupled=True, example_inputs=x)
 
 def test_uncoupled_residual_zeros_are_kept():
     "Filters zeroed layer by layer in a ResNet: channels that are zero in only some producers of a sum stay"
@@ -127,11 +160,15 @@ def test_example_inputs_guessed():
     compact = Pruner(verbose=False).prune_model(model)  # 28x28 found from the model itself
     assert compact.conv2.out_channels == 54 and compact.fc1.in_features == 54 * 144
 
-def test_unsupported_module_is_named():
+def test_blocked_channels_are_kept_and_named_or_refused_with_strict():
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.GroupNorm(2, 8), nn.ReLU(), nn.Conv2d(8, 4, 3))
     with torch.no_grad(): model[0].weight[:2] = 0; model[0].bias[:2] = 0
-    with pytest.raises(ValueError, match="'1' \\(GroupNorm\\)"): Pruner(verbose=False).prune_model(model, torch.randn(1, 3, 16, 16))
-    assert model[0].out_channels == 8
+    x = torch.randn(1, 3, 16, 16)
+    with pytest.raises(ValueError, match="'1' \\(GroupNorm\\)"): Pruner(verbose=False, strict=True).prune_model(model, x)
+    p = Pruner(verbose=False)
+    compact = p.prune_model(model, x)
+    assert compact[0].out_channels == 8 and p.report['channels_kept'] == 2 and "'1' (GroupNorm)" in p.report['kept'][0]['reason']
+    assert output_difference(model, compact, x) <= 1e-5 and model[0].out_channels == 8
 
 def test_prune_bad_pruner_argument():
     with pytest.raises(TypeError, match="pruner must be a Pruner"): SparsifyCallback(50, 'filter', 'local', 'large_final', 'one_shot', pruner='yes')
