@@ -118,6 +118,20 @@ class Sparsifier:
         return f"Sparsifier({len(self.layers)} layers, {self.granularity}, {self.context}, {self.criteria.name}{extra})"
 
     @property
+    def removable(self) -> dict[str, bool]|None:
+        "With `coupled`, per layer: whether its output channels are in a group that `Pruner` can remove (only those are chosen)"
+        if not self.coupled: return None
+        chosen = {n for g in self.coupling.values() for n in g.producers}
+        return {n: n in chosen for n in self.layers}
+
+    @property
+    def removable_share(self) -> float|None:
+        "With `coupled`, the share of the sparsified layers' weights whose channels can be removed, and so chosen"
+        if not self.coupled: return None
+        sizes = {n: m.weight.numel() for n, m in self.layers.items()}
+        return sum(s for n, s in sizes.items() if self.removable[n]) / sum(sizes.values())
+
+    @property
     def n_pruned(self) -> dict[str, int]:
         "Units each layer's mask prunes"
         return self.masks.n_pruned
@@ -158,7 +172,7 @@ class Sparsifier:
         partial = [n for n, m in self.layers.items() if not whole_channels(m, self.dims[n])]
         if partial:
             raise ValueError(f"coupled=True zeroes whole output channels, but granularity {self.granularity!r} does not "
-                             f"span them in {partial[:5]}: use 'filter' for convs, 'row' for Linear")
+                             f"span them in {partial[:5]}: use 'out_channel' (a conv's 'filter', a Linear's 'row')")
         groups = {g.root: g for g in groups
                   if not g.to_output and not g.blockers and set(g.producers) <= set(self.layers)}
         if not groups:
@@ -382,11 +396,12 @@ class Sparsifier:
         self.apply_masks()
 
     def sparsity_report(self) -> pd.DataFrame:
-        "One row per sparsified layer: its name, type, weight count, zero weights and sparsity (%)"
+        "One row per sparsified layer: its name, type, weight count, zero weights and sparsity (%); with `coupled`, whether removable"
         rows = []
         for n, m in self.layers.items():
             p, z = m.weight.numel(), n_zeros(m.weight)
             rows.append(dict(layer=n, type=type(m).__name__, params=p, zeros=z, sparsity=round(100 * z / p, 2)))
+            if self.coupled: rows[-1]['removable'] = self.removable[n]
         return pd.DataFrame(rows)
 
     def sparsity(self) -> float:
@@ -399,6 +414,7 @@ class Sparsifier:
         df = self.sparsity_report()
         print(df.to_string(index=False))
         print(f"Total: {df.zeros.sum():,} of {df.params.sum():,} weights are zero ({self.sparsity():.2f}%)")
+        if self.coupled: print(f"Removable (their channels can go, so only they are chosen): {self.removable_share:.1%} of these weights")
 
     def remove(self) -> None:
         "Take the masks and reference weights off the model, leaving its (zeroed) weights"

@@ -38,6 +38,12 @@ def fastai_xresnet(name):
     from fastai.vision.learner import create_vision_model
     return create_vision_model(getattr(models.xresnet, name), n_out=10, pretrained=False)
 
+def vit():
+    "A ViT-B/16 on 32x32 images (4 patches), its zero-initialised head made random so that every zero is ours"
+    model = tvm.vit_b_16(weights=None, image_size=32)
+    nn.init.normal_(model.heads.head.weight, std=.02)
+    return model
+
 @torch.no_grad()
 def randomize_norms(model):
     "Random BatchNorm statistics and affine parameters, so a wrong removal shows in the outputs"
@@ -65,6 +71,8 @@ CASES = {  # model, input shape, and what to sparsify: (layer type, granularity)
     'mobilenet_v3_small': (lambda: tvm.mobilenet_v3_small(weights=None), (2, 3, 64, 64), [(nn.Conv2d, 'filter')]),
     'fastai_xresnet18': (lambda: fastai_xresnet('xresnet18'), (2, 3, 32, 32), [(nn.Conv2d, 'filter')]),
     'fastai_xresnext18': (lambda: fastai_xresnet('xresnext18'), (2, 3, 32, 32), [(nn.Conv2d, 'filter')]),  # grouped, in vision_learner's head
+    'convnext_tiny': (lambda: tvm.convnext_tiny(weights=None), (2, 3, 32, 32), [((nn.Conv2d, nn.Linear), 'out_channel')]),  # MLP units
+    'vit_b_16': (lambda: vit(), (2, 3, 32, 32), [((nn.Conv2d, nn.Linear), 'out_channel')]),  # MLP units only
 }
 
 @pytest.mark.parametrize('name', list(CASES))
@@ -109,6 +117,18 @@ def test_grouped_conv_zeros_off_the_positions_are_kept_and_reported():
     with torch.no_grad(): conv.weight[4::4] = 0; model.layer1[0].bn2.weight[4::4] = 0; model.layer1[0].bn2.bias[4::4] = 0
     compact = p.prune_model(model, x)  # position 0 of every group is now zero: those 32 go
     assert compact.layer1[0].conv2.out_channels == 96 and compact.layer1[0].conv2.groups == 32 and output_difference(model, compact, x) <= 1e-5
+
+def test_transformer_mlp_units_go_attention_and_residual_stream_stay():
+    model = vit().eval()
+    x = torch.randn(1, 3, 32, 32)
+    sp = Sparsifier(model, 'out_channel', 'local', 'large_final', coupled=True, layer_type=(nn.Conv2d, nn.Linear), example_inputs=x)
+    assert {n for n, r in sp.removable.items() if r} == {f'encoder.layers.encoder_layer_{i}.mlp.0' for i in range(12)}
+    sp.sparsify_model(50); sp.remove()
+    compact = Pruner(verbose=False).prune_model(model, x)
+    block = compact.encoder.layers[0]
+    assert (block.mlp[0].out_features, block.mlp[3].in_features) == (1536, 1536)
+    assert block.self_attention.in_proj_weight.shape == (2304, 768) and compact.conv_proj.out_channels == 768
+    assert output_difference(model, compact, x) <= 1e-5
 
 def test_untraceable_model_comes_back_whole_with_the_reason():
     model = tvm.shufflenet_v2_x0_5(weights=None).eval()
@@ -212,3 +232,14 @@ def test_hand_off_at_end_of_fit(tmp_path):
     assert torch.allclose(loaded.model.eval()(x), learn.model.eval()(x))
     torch.save(learn.model, tmp_path / 'm.pth')
     assert torch.equal(torch.load(tmp_path / 'm.pth', weights_only=False).eval()(x), learn.model.eval()(x))
+
+def test_one_callback_prunes_conv_filters_and_linear_units_together():
+    set_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(16 * 8 * 8, 32), nn.ReLU(), nn.Linear(32, 2))
+    learn = Learner(synthetic_dls(), model, loss_func=nn.CrossEntropyLoss(), metrics=accuracy)
+    cb = SparsifyCallback(50, 'out_channel', 'local', 'large_final', 'agp', layer_type=(nn.Conv2d, nn.Linear), coupled=True, prune=True)
+    learn.fit_one_cycle(2, 1e-2, cbs=cb)
+    compact = learn.model
+    assert (compact[0].out_channels, compact[5].in_features, compact[5].out_features, compact[7].in_features) == (8, 8 * 8 * 8, 16, 16)
+    assert compact[7].out_features == 2  # the output stays

@@ -238,7 +238,7 @@ def test_bad_arguments_fail_at_construction(kwargs, err, msg):
     (dict(layer_type=nn.Conv1d), r"No layer of type \['Conv1d'\] in Sequential; its prunable layers are \['Conv2d', 'Linear'\]"),
     (dict(nm=True, granularity='weight'), r"layer '0' has weight shape \(16, 1, 3, 3\), whose 1 inputs are not a multiple of 4"),
     (dict(lth=True, rewind_epoch=2, schedule='agp'), r"rewind_epoch \(2\) is after the schedule starts pruning \(epoch 0.6 of 3\)"),
-    (dict(granularity='kernel', layer_type=nn.Linear), r"Unknown granularity 'kernel' for Linear: allowed are \['weight', 'column', 'row', 'layer'\]"),
+    (dict(granularity='kernel', layer_type=nn.Linear), r"Unknown granularity 'kernel' for Linear: allowed are \['weight', 'column', 'row', 'out_channel', 'layer'\]"),
 ])
 def test_bad_input_against_the_model_touches_nothing(kwargs, msg):
     learn = learner()

@@ -21,6 +21,7 @@ def conv_granularities(
     k = tuple(range(2, 2+n_kernel))
     def dims(*ds): return tuple(sorted(ds))
     table = {'weight': (), 'shared_weight': (out_dim,), 'channel': (in_dim,), 'kernel': k, 'filter': dims(in_dim, *k),
+             'out_channel': dims(in_dim, *k),  # the same unit as 'filter', under the name every layer type shares
              'shared_channel': dims(out_dim, in_dim), 'shared_kernel': dims(out_dim, *k), 'layer': tuple(range(2+n_kernel))}
     if n_kernel == 2:  # rows and columns only mean something for a 2-D kernel
         col, row = k
@@ -33,7 +34,7 @@ def conv_granularities(
 class Granularities:
     "Registry of the granularities each layer type supports, as the weight dimensions each one reduces over"
     _tables: dict[type, dict[str, tuple[int, ...]]] = {
-        nn.Linear: {'weight': (), 'column': (0,), 'row': (1,), 'layer': (0, 1)},
+        nn.Linear: {'weight': (), 'column': (0,), 'row': (1,), 'out_channel': (1,), 'layer': (0, 1)},
         nn.Conv1d: conv_granularities(0, 1, 1),
         nn.Conv2d: conv_granularities(0, 1, 2),
         nn.Conv3d: conv_granularities(0, 1, 3),
