@@ -243,3 +243,24 @@ def test_one_callback_prunes_conv_filters_and_linear_units_together():
     compact = learn.model
     assert (compact[0].out_channels, compact[5].in_features, compact[5].out_features, compact[7].in_features) == (8, 8 * 8 * 8, 16, 16)
     assert compact[7].out_features == 2  # the output stays
+
+class Ghost(nn.Module):
+    "GhostNet-style: a cheap depthwise conv's channels concatenated to the primary ones, then sliced"
+    def __init__(self):
+        super().__init__()
+        self.primary, self.cheap = nn.Conv2d(3, 6, 1), nn.Conv2d(6, 6, 3, padding=1, groups=6)
+        self.mid, self.head = nn.Conv2d(8, 8, 1), nn.Conv2d(8, 4, 1)
+    def forward(self, x):
+        a = self.primary(x)
+        return self.head(torch.relu(self.mid(torch.cat([a, self.cheap(a)], 1)[:, :8])))
+
+def test_cat_then_slice_channels_are_kept_never_emptied():
+    model, x = Ghost().eval(), torch.randn(1, 3, 8, 8)
+    sp = Sparsifier(model, 'filter', 'local', 'large_final', coupled=True, example_inputs=x)
+    assert sp.removable == {'primary': False, 'cheap': False, 'mid': True, 'head': False}
+    with torch.no_grad():  # every channel of the concatenated group zero
+        for m in (model.primary, model.cheap): m.weight.zero_(); m.bias.zero_()
+    sp.sparsify_model(50); sp.remove()
+    p = Pruner(verbose=False); compact = p.prune_model(model, x)
+    assert (compact.primary.out_channels, compact.cheap.out_channels, compact.mid.out_channels) == (6, 6, 4)
+    assert 'SliceBackward0' in p.report['kept'][0]['reason'] and output_difference(model, compact, x) <= 1e-5
