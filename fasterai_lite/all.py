@@ -10,4 +10,5 @@ from .stats import *
 from .plots import *
 from .sensitivity import *
 from .interop import *
+from .deploy import *
 from .data import *

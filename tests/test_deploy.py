@@ -1,0 +1,39 @@
+"Deploy: BatchNorm folding is lossless on real architectures and leaves the input model alone."
+import copy, pytest, torch, torch.nn as nn
+import torchvision.models as tvm
+from fasterai_lite.all import *
+
+@torch.no_grad()
+def trained_looking(model):
+    "Random BatchNorm statistics and affine parameters, so that a wrong fold shows in the outputs"
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * .2); m.running_var.copy_(torch.rand(m.num_features, generator=g) + .5)
+            m.weight.copy_(torch.rand(m.num_features, generator=g) + .5); m.bias.copy_(torch.randn(m.num_features, generator=g) * .2)
+    return model.eval()
+
+CASES = {'resnet18': (lambda: tvm.resnet18(weights=None), (2, 3, 64, 64)),
+         'mobilenet_v2': (lambda: tvm.mobilenet_v2(weights=None), (2, 3, 64, 64)),
+         'vgg_cifar': (vgg_cifar, (2, 3, 32, 32))}
+
+@pytest.mark.parametrize('name', list(CASES))
+def test_folding_is_lossless(name):
+    make, shape = CASES[name]
+    torch.manual_seed(0)
+    model, x = trained_looking(make()), torch.randn(*shape)
+    before = copy.deepcopy(model.state_dict())
+    folded, report = fold_batchnorms(model, x)
+    n_norms = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert report.folded.sum() == n_norms and not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert output_difference(model, folded, x) <= 1e-5
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+def test_folding_a_compact_model():
+    "The deploy path: sparsify channels, compact, fold"
+    torch.manual_seed(0)
+    model, x = trained_looking(tvm.resnet18(weights=None)), torch.randn(2, 3, 64, 64)
+    sp = Sparsifier(model, 'filter', 'local', 'large_final', coupled=True, example_inputs=x[:1]); sp.sparsify_model(50); sp.remove()
+    compact = Pruner(verbose=False).prune_model(model, x)
+    folded, report = fold_batchnorms(compact, x)
+    assert report.folded.all() and output_difference(model, folded, x) <= 1e-5
