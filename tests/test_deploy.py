@@ -2,15 +2,11 @@
 import copy, pytest, torch, torch.nn as nn
 import torchvision.models as tvm
 from fasterai_lite.all import *
+from helpers import randomize_norms
 
-@torch.no_grad()
 def trained_looking(model):
-    "Random BatchNorm statistics and affine parameters, so that a wrong fold shows in the outputs"
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * .2); m.running_var.copy_(torch.rand(m.num_features, generator=g) + .5)
-            m.weight.copy_(torch.rand(m.num_features, generator=g) + .5); m.bias.copy_(torch.randn(m.num_features, generator=g) * .2)
+    "In eval mode, with BatchNorm statistics as after training, so that a wrong fold shows in the outputs"
+    randomize_norms(model)
     return model.eval()
 
 CASES = {'resnet18': (lambda: tvm.resnet18(weights=None), (2, 3, 64, 64)),

@@ -10,6 +10,7 @@ from fasterai_lite.callback import SparsifyCallback
 from fasterai_lite.prune import Pruner, output_difference
 from fasterai_lite.stats import param_count, macs
 from fasterai_lite.data import vgg_cifar
+from helpers import randomize_norms
 
 def lenet():
     return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
@@ -43,16 +44,6 @@ def vit():
     model = tvm.vit_b_16(weights=None, image_size=32)
     nn.init.normal_(model.heads.head.weight, std=.02)
     return model
-
-@torch.no_grad()
-def randomize_norms(model):
-    "Random BatchNorm statistics and affine parameters, so a wrong removal shows in the outputs"
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * .1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + .5)
-            m.weight.copy_(torch.rand(m.num_features, generator=g) + .5); m.bias.copy_(torch.randn(m.num_features, generator=g) * .1)
 
 CASES = {  # model, input shape, and what to sparsify: (layer type, granularity) pairs, each coupled
     'resnet18': (lambda: tvm.resnet18(weights=None), (2, 3, 64, 64), [(nn.Conv2d, 'filter')]),
