@@ -100,8 +100,10 @@ def main():
     lossless = sum(r['diff'] <= LOSSLESS for r in ok)
     compacted = sum(r['macs_ratio'] > 1 for r in ok)
     high = sum(r['removable'] >= 0.95 for r in ok)
+    refused = sum('GraphError' in r['status'] for r in rows)  # a clear error naming the tracer's failure
     summary = (f"{len(rows)} models run ({len(skipped)} skipped over {a.max_params:g}M params: {', '.join(skipped) or 'none'}): "
-               f"{len(rows) - len(ok)} crashed; lossless {lossless}/{len(ok)}; fewer MACs {compacted}/{len(rows)} "
+               f"{len(rows) - len(ok) - refused} crashed, {refused} refused (GraphError: graph not traced); "
+               f"lossless {lossless}/{len(ok)}; fewer MACs {compacted}/{len(rows)} "
                f"({100 * compacted / max(1, len(rows)):.1f}%); removable fraction >= 0.95 on {high}/{len(ok)}")
     print(summary)
     if a.md:

@@ -4,16 +4,17 @@
 
 # %% ../nbs/14_deploy.ipynb #1d9bff17
 from __future__ import annotations
-import copy
+import copy, importlib, inspect, os, tempfile, warnings
+from pathlib import Path
 import pandas as pd
 import torch, torch.nn as nn
 from fastcore.basics import *
 from .core.granularity import out_channel_dim
-from .graph import _dependency_graph, inputs_for, GraphError
+from .graph import _dependency_graph, inputs_for, model_outputs, modes_kept
 from .prune import output_difference
 
 # %% auto #0
-__all__ = ['norm_pairs', 'fold_batchnorms']
+__all__ = ['norm_pairs', 'fold_batchnorms', 'export_onnx']
 
 # %% ../nbs/14_deploy.ipynb #d6ea4bfa
 _FOLDS_INTO = ('CONV', 'DEPTHWISE_CONV', 'LINEAR')
@@ -68,3 +69,63 @@ def fold_batchnorms(
     report = pd.DataFrame([dict(norm=bn, into=layer, folded=True, why='') for bn, layer in pairs.items()] +
                           [dict(norm=bn, into=None, folded=False, why=why) for bn, why in kept.items()], columns=['norm', 'into', 'folded', 'why'])
     return new, report
+
+# %% ../nbs/14_deploy.ipynb #e6535c6b
+def _require(module:str):
+    "Import `module`, which the `deploy` extra installs, or say how to get it"
+    try: return importlib.import_module(module)
+    except ImportError as e:
+        raise ImportError(f"{module} is not installed: ONNX export needs the deploy extra, pip install \"fasterai_lite[deploy]\"") from e
+
+def _where(model:nn.Module, w:warnings.WarningMessage) -> str:
+    "The module (by name) whose `forward` holds the line a tracer warning points at, or the file and line"
+    for name, m in model.named_modules():
+        try: lines, start = inspect.getsourcelines(type(m).forward); file = inspect.getsourcefile(type(m).forward)
+        except (OSError, TypeError): continue
+        if file == w.filename and start <= w.lineno < start + len(lines): return f"{name or 'the model'!r} ({type(m).__name__}), line {w.lineno}"
+    return f"{w.filename}, line {w.lineno}"
+
+def _ort_difference(model:nn.Module, file:Path, xs:tuple, ort) -> float:
+    "Largest difference between ONNX Runtime and PyTorch outputs, relative to PyTorch's largest, at two batch sizes"
+    session, worst = ort.InferenceSession(str(file), providers=['CPUExecutionProvider']), 0.
+    for batch in (xs, tuple(torch.cat([x, x.flip(0), x[:1]]) for x in xs)):  # the example batch, and another size
+        got = session.run(None, {i.name: x.detach().cpu().numpy() for i, x in zip(session.get_inputs(), batch)})
+        for want, g in zip(model_outputs(model, batch), got):
+            worst = max(worst, float((want - torch.from_numpy(g)).abs().max() / want.abs().max().clamp_min(1e-12)))
+    return worst
+
+# %% ../nbs/14_deploy.ipynb #52932b07
+def export_onnx(
+    model:nn.Module,           # The model to export; an eval copy is exported, and the model is left as it is
+    path,                      # File to write, e.g. 'model.onnx'
+    example_inputs=None,       # Input(s) to trace and check with (one sample is enough); guessed by `dummy_inputs` if None
+    fold:bool=True,            # Fold the BatchNorms first (`fold_batchnorms`)
+    rtol:float=1e-4,           # Largest ONNX Runtime vs PyTorch difference allowed, relative to the largest output
+    opset:int|None=None,       # ONNX opset version; torch's default if None
+) -> pd.Series:
+    "Write `model` to an ONNX file with a dynamic batch dimension, checked in ONNX Runtime against PyTorch; the report"
+    onnx, ort = _require('onnx'), _require('onnxruntime')
+    path = Path(path)
+    if not path.parent.is_dir(): raise ValueError(f"Cannot write {str(path)!r}: the folder {str(path.parent)!r} does not exist")
+    if not os.access(path.parent, os.W_OK): raise PermissionError(f"Cannot write {str(path)!r}: the folder is not writable")
+    xs = inputs_for(model, example_inputs)
+    new, norms = fold_batchnorms(model, xs) if fold else (copy.deepcopy(model).eval(), None)
+    n_out = len(model_outputs(new, xs))
+    names, outs = [f'input{i}' for i in range(len(xs))], [f'output{i}' for i in range(n_out)]
+    fd, tmp = tempfile.mkstemp(suffix='.onnx', dir=path.parent); os.close(fd); tmp = Path(tmp)
+    try:
+        with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+            warnings.simplefilter('always', torch.jit.TracerWarning)
+            torch.onnx.export(new, xs, str(tmp), input_names=names, output_names=outs, opset_version=opset, dynamo=False,
+                              dynamic_axes={n: {0: 'batch'} for n in names + outs})
+        traced = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
+        if traced: raise ValueError(f"The export froze a decision taken on tensor values in {_where(new, traced[0])}: "
+                                    f"the file would compute one branch for every input ({traced[0].message})")
+        onnx.checker.check_model(str(tmp))
+        diff = _ort_difference(new, tmp, xs, ort)
+        if diff > rtol: raise RuntimeError(f"ONNX Runtime's outputs differ from PyTorch's by {diff:.3g} (relative), more than rtol={rtol:g}")
+        os.replace(tmp, path)
+    finally: tmp.unlink(missing_ok=True)
+    return pd.Series(dict(path=str(path), size_mb=round(path.stat().st_size / 2**20, 3), inputs=[tuple(x.shape[1:]) for x in xs],
+                          batch='dynamic', norms_folded=int(norms.folded.sum()) if norms is not None else 0,
+                          max_difference=diff), dtype=object)

@@ -33,3 +33,23 @@ def test_folding_a_compact_model():
     compact = Pruner(verbose=False).prune_model(model, x)
     folded, report = fold_batchnorms(compact, x)
     assert report.folded.all() and output_difference(model, folded, x) <= 1e-5
+
+@pytest.mark.parametrize('name', ['resnet18', 'vgg_cifar'])
+def test_onnx_export_round_trips(name, tmp_path):
+    make, shape = CASES[name]
+    torch.manual_seed(0)
+    model, x = trained_looking(make()), torch.randn(*shape)
+    report = export_onnx(model, tmp_path/'m.onnx', x[:1])
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(tmp_path/'m.onnx'), providers=['CPUExecutionProvider'])
+    for batch in (x, torch.cat([x, x])):  # a dynamic batch
+        got = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: batch.numpy()})[0])
+        want = model(batch)
+        assert float((got - want).abs().max() / want.abs().max()) <= 1e-4
+    assert report.max_difference <= 1e-4 and report.batch == 'dynamic'
+
+def test_onnx_export_without_the_extra_names_it(tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # as if it were not installed
+    with pytest.raises(ImportError, match=r'pip install "fasterai_lite\[deploy\]"'): export_onnx(vgg_cifar(), tmp_path/'m.onnx')
+    assert not any(tmp_path.iterdir())
