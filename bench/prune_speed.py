@@ -4,18 +4,21 @@ MAC ratio (dense / compact), the parameter ratio, and the CPU latency ratio at b
 torch.inference_mode, interleaved rounds, medians). The goal is a latency ratio of at least 0.8x the MAC ratio.
 
 The floor is the same network cut to one channel per prunable group (pruning can't go below its per-op cost);
-net/MACx compares (dense - floor) / (compact - floor) with the MAC ratio. With --fused, the models are also timed with conv+BN folded (torch.fx) in channels_last, as they would be deployed.
+net/MACx compares (dense - floor) / (compact - floor) with the MAC ratio. With --fused, the models are also timed with conv+BN folded (torch.fx) in channels_last, as they would be deployed. With --onnx, also in ONNX Runtime (2 threads), exported by
+`export_onnx` (BatchNorms folded, dynamic batch, checked against PyTorch); needs the deploy extra.
 
 With --profile, it prints the ops that take the most time at batch 32 and how much each shrank.
 
-Usage: python bench/prune_speed.py [--size 112] [--repeats 10] [--only resnet18,vgg_cifar] [--fused] [--profile]"""
-import argparse, copy, warnings
+Usage: python bench/prune_speed.py [--size 112] [--repeats 10] [--only resnet18,vgg_cifar] [--fused] [--onnx] [--profile]"""
+import argparse, copy, tempfile, warnings
+from pathlib import Path
 import torch, torch.nn as nn, torchvision.models as tvm
 from torch.fx.experimental.optimization import fuse
 from fasterai_lite.sparsifier import Sparsifier
 from fasterai_lite.prune import Pruner
 from fasterai_lite.stats import latency_ms
 from fasterai_lite.data import vgg_cifar
+from fasterai_lite.deploy import export_onnx, OnnxModel
 
 NETS = {  # name -> (constructor, image side; 0 means --size)
     'resnet18': (lambda: tvm.resnet18(weights=None), 0),
@@ -24,7 +27,7 @@ NETS = {  # name -> (constructor, image side; 0 means --size)
     'vgg_cifar': (vgg_cifar, 32),
 }
 
-def run(name, size, repeats, fused=False, profile=False):
+def run(name, size, repeats, fused=False, onnx=False, profile=False):
     make, side = NETS[name]
     side = side or size
     torch.manual_seed(0)
@@ -38,6 +41,10 @@ def run(name, size, repeats, fused=False, profile=False):
     variants = {'eager': (dense, compact, floor)}
     if fused:  # conv+BN folded by torch.fx, channels_last: the usual CPU deployment, for all models alike
         variants['fused'] = tuple(fuse(m).to(memory_format=torch.channels_last) for m in (dense, compact, floor))
+    if onnx:  # the same three in ONNX Runtime, from files checked against PyTorch
+        d = Path(tempfile.mkdtemp())
+        for k, m in zip(('dense', 'compact', 'floor'), (dense, compact, floor)): export_onnx(m, d/f'{k}.onnx', x[:1])
+        variants['onnx'] = tuple(OnnxModel(d/f'{k}.onnx', threads=2) for k in ('dense', 'compact', 'floor'))
     for v, (d, c, f) in variants.items():
         for bs, n in ((1, repeats * 5), (32, repeats)):
             xb = x[:bs].contiguous(memory_format=torch.channels_last) if v == 'fused' else x[:bs]
@@ -77,6 +84,7 @@ if __name__ == '__main__':
     ap.add_argument('--repeats', type=int, default=10, help='rounds at batch 32; batch 1 runs 5x as many')
     ap.add_argument('--only', help='comma-separated network names')
     ap.add_argument('--fused', action='store_true', help='also time both models with conv+BN folded (torch.fx) and channels_last')
+    ap.add_argument('--onnx', action='store_true', help='also time both models in ONNX Runtime (needs the deploy extra)')
     ap.add_argument('--profile', action='store_true', help='print where the time goes, op by op, at batch 32')
     a = ap.parse_args()
     torch.set_num_threads(2)
@@ -84,8 +92,8 @@ if __name__ == '__main__':
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; latency = median of interleaved rounds, inference_mode")
     print(f"{'net':13} {'variant':7} {'side':>4} {'MACs x':>7} {'params x':>8} {'removable':>9} | {'bs1 dense/compact/floor ms':>28} {'speedup':>7} {'/MACx':>6} {'net/MACx':>8} | {'bs32 dense/compact/floor ms':>28} {'speedup':>7} {'/MACx':>6} {'net/MACx':>8}")
     for name in (a.only.split(',') if a.only else NETS):
-        o = run(name, a.size, a.repeats, a.fused, a.profile)
-        for v in ('eager', 'fused') if a.fused else ('eager',):
+        o = run(name, a.size, a.repeats, a.fused, a.onnx, a.profile)
+        for v in ('eager',) + (('fused',) if a.fused else ()) + (('onnx',) if a.onnx else ()):
             cols = []
             for bs in (1, 32):
                 d, c, f = o[f'{v}_bs{bs}_ms']
