@@ -4,7 +4,8 @@
 
 # %% ../nbs/07_demo.ipynb #5780eb64
 from __future__ import annotations
-import argparse, copy, time
+import argparse, copy, tempfile, time
+from pathlib import Path
 import pandas as pd
 import torch, torch.nn as nn
 from fastai.learner import Learner
@@ -15,9 +16,10 @@ from .callback import SparsifyCallback
 from .prune import Pruner
 from .stats import param_count, macs, size_mb, latency_ms
 from .data import digits_dls, digits_cnn, tiny_resnet
+from .deploy import export_onnx, OnnxModel
 
 # %% auto #0
-__all__ = ['ARCHS', 'compare', 'run_demo', 'main']
+__all__ = ['ARCHS', 'compare', 'deploy_line', 'run_demo', 'main']
 
 # %% ../nbs/07_demo.ipynb #9135ed84
 ARCHS = {'cnn': lambda: digits_cnn((32, 64, 64)), 'resnet': lambda: tiny_resnet(32)}
@@ -62,6 +64,17 @@ def compare(models:dict, learn:Learner) -> pd.DataFrame:
         for name, ms in latency_ms(models, x[:bs], repeats=50).items(): rows[name][f'latency bs={bs} (ms)'] = round(ms, 3)
     return pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in rows.items()})  # object: ints stay ints
 
+def deploy_line(dense:nn.Module, compact:nn.Module, x:torch.Tensor) -> str:
+    "The compact model in ONNX Runtime (exported and checked), timed next to the dense and compact models in eager PyTorch"
+    with tempfile.TemporaryDirectory() as d:
+        try: r = export_onnx(compact, Path(d)/'compact.onnx', x[:1])
+        except ImportError as e: return f"deploy: skipped, {e}"
+        runtime = OnnxModel(r.path, threads=torch.get_num_threads())
+        ms = {bs: latency_ms({'dense': dense, 'compact': compact, 'onnx': runtime}, x[:bs], repeats=50) for bs in (1, len(x))}
+    return "deploy: the compact model in ONNX Runtime (BatchNorms folded, checked against PyTorch), " + ", ".join(
+        f"{t['onnx']:.3f} ms at bs={bs} ({t['dense'] / t['onnx']:.2f}x faster than dense, {t['compact'] / t['onnx']:.2f}x than compact, in eager PyTorch)"
+        for bs, t in ms.items())
+
 def run_demo(argv:list|None=None) -> pd.DataFrame:
     "Run the demo with command-line arguments `argv` (sys.argv if None); returns the comparison table"
     args = _parser().parse_args(argv)
@@ -80,7 +93,9 @@ def run_demo(argv:list|None=None) -> pd.DataFrame:
     print(f"\nside by side (CPU, {torch.get_num_threads()} threads, latency: median of 50 interleaved runs):")
     print(table.to_string())
     print(f"\ncompact vs dense: {table.loc['params', 'dense'] / table.loc['params', 'compact']:.2f}x fewer params, "
-          f"{table.loc['MACs', 'dense'] / table.loc['MACs', 'compact']:.2f}x fewer MACs; done in {time.perf_counter() - t:.0f} s")
+          f"{table.loc['MACs', 'dense'] / table.loc['MACs', 'compact']:.2f}x fewer MACs")
+    print(deploy_line(dense.model, compact, learn.dls.valid.one_batch()[0]))
+    print(f"done in {time.perf_counter() - t:.0f} s")
     return table
 
 def main(argv:list|None=None) -> None:

@@ -9,6 +9,7 @@ def test_demo_runs_and_compares():
     assert r.returncode == 0, r.stderr[-2000:]
     out = r.stdout
     assert 'dense' in out and 'compact' in out and 'latency bs=1 (ms)' in out and 'fewer MACs' in out
+    assert 'deploy: the compact model in ONNX Runtime' in out and 'faster than dense' in out
     assert 'epoch' in out and 'sparsity' in out  # fastai's training table, with the sparsity column
 
 def test_demo_help_and_bad_option():
