@@ -8,7 +8,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 import torch, torch.nn as nn
 from torch import Tensor
+from .core.granularity import out_channel_dim
 from fastcore.basics import *
+import torch_pruning as tp
+from torch_pruning import ops as tp_ops
+from torch_pruning.dependency import index_mapping as tp_index_mapping
+from torch_pruning.dependency.group import Group as TPGroup
 
 # %% auto #0
 __all__ = ['ChannelGroup', 'modes_kept', 'GraphError', 'channel_groups', 'model_outputs', 'dummy_inputs', 'inputs_for',
@@ -57,11 +62,46 @@ _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)  # the layers whose chann
 _PRODUCERS = ('CONV', 'DEPTHWISE_CONV', 'LINEAR')
 _PASS_THROUGH = ('ELEMENTWISE', 'CONCAT', 'SPLIT', 'RESHAPE')  # ops that move channels without mixing them
 
+_INDEX_UPDATES = {tp_ops.OPTYPE.CONCAT: 'update_concat_index_mapping', tp_ops.OPTYPE.SPLIT: 'update_split_index_mapping',
+                  tp_ops.OPTYPE.RESHAPE: 'update_reshape_index_mapping', tp_ops.OPTYPE.UNBIND: 'update_unbind_index_mapping',
+                  tp_ops.OPTYPE.EXPAND: 'update_expand_index_mapping', tp_ops.OPTYPE.SLICE: 'update_slice_index_mapping'}
+
+@contextmanager
+def _tolerant_index_mapping(untraced:dict):
+    "Within: Torch-Pruning's index mapping skips an op it cannot map and records it in `untraced` (node -> error)"
+    original = tp_index_mapping.update_index_mapping
+    def update(graph):
+        for node in graph.module2node.values():
+            if node.type not in _INDEX_UPDATES: continue
+            try: getattr(tp_index_mapping, _INDEX_UPDATES[node.type])(graph, node)
+            except Exception as e: untraced[node] = f"{type(e).__name__}: {e}"
+    # Torch-Pruning looks this function up on its module at every build and every group: replaced only while we call it
+    tp_index_mapping.update_index_mapping = update
+    try: yield
+    finally: tp_index_mapping.update_index_mapping = original
+
+class _DependencyGraph(tp.DependencyGraph):
+    "Torch-Pruning's dependency graph, except that ops whose channel mapping it cannot build are recorded in `untraced`"
+    def __init__(self):
+        super().__init__()
+        self.untraced = {}      # node -> why its index mapping failed: the groups through it are blocked
+        self.failed_roots = {}  # layer -> why its group could not be built: its channels stay
+
+    def build_dependency(self, *args, **kwargs):
+        with _tolerant_index_mapping(self.untraced): return super().build_dependency(*args, **kwargs)
+
+    def get_pruning_group(self, module, *args, **kwargs):
+        with _tolerant_index_mapping(self.untraced):
+            try: return super().get_pruning_group(module, *args, **kwargs)
+            except Exception as e:
+                if not self.untraced: raise  # only tolerated downstream of an op already known to be untraceable
+                self.failed_roots[module] = f"{type(e).__name__}: {e}"
+                return TPGroup()
+
 def _dependency_graph(model:nn.Module, example_inputs:tuple):
     "Torch-Pruning's dependency graph of `model`, traced with `example_inputs`; every module keeps its train/eval mode"
-    import torch_pruning as tp
     with modes_kept(model), torch.enable_grad():  # the trace follows autograd
-        return tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs, verbose=False)
+        return _DependencyGraph().build_dependency(model, example_inputs=example_inputs, verbose=False)
 
 def _carries(node, handler, DG) -> bool:
     "Whether the group's channels come out of `node`, rather than only go into it (as into a conv that reads them)"
@@ -99,10 +139,18 @@ def _channel_group(group, DG) -> ChannelGroup:
         elif kind in _PRODUCERS: cg.consumers.append(names[m])
         elif kind == 'BN': cg.norms[names[m]] = where
         elif kind not in _PASS_THROUGH: cg.blockers.append(_describe(node, DG))
+        if node in DG.untraced: cg.blockers.append(f"{_describe(node, DG)}, whose channel mapping the tracer cannot build ({DG.untraced[node]})")
     units = _units(cg.n, grouped)
     if isinstance(units, str): cg.blockers.append(units)
     else: cg.units = units
     return cg
+
+def _failed_group(m:nn.Module, why:str, DG) -> ChannelGroup:
+    "The group of layer `m`, which the tracer could not build: its own channels, blocked, with why"
+    n = m.weight.shape[out_channel_dim(m)]
+    idx = torch.arange(n)
+    return ChannelGroup(DG._module2name[m], n, producers={DG._module2name[m]: (idx, idx)},
+                        blockers=[f"a channel mapping the tracer cannot build downstream ({why})"])
 
 class GraphError(ValueError):
     "The channel graph of a model could not be traced"
@@ -114,7 +162,8 @@ def channel_groups(
     "The coupled channel groups of `model` (one per channel space of its Conv and Linear layers), and the dependency graph"
     try:
         DG = _dependency_graph(model, tuple(listify(example_inputs)))
-        return [_channel_group(g, DG) for g in DG.get_all_groups(root_module_types=_LAYERS)], DG
+        groups = [_channel_group(g, DG) for g in DG.get_all_groups(root_module_types=_LAYERS) if len(g)]
+        return groups + [_failed_group(m, why, DG) for m, why in DG.failed_roots.items()], DG
     except Exception as e:  # Torch-Pruning fails on some reshapes (ShuffleNet's channel shuffle), or runs out of memory
         raise GraphError(f"Torch-Pruning could not trace the channel graph of {type(model).__name__}: {type(e).__name__}: {e}") from e
 

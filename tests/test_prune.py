@@ -121,12 +121,34 @@ def test_transformer_mlp_units_go_attention_and_residual_stream_stay():
     assert block.self_attention.in_proj_weight.shape == (2304, 768) and compact.conv_proj.out_channels == 768
     assert output_difference(model, compact, x) <= 1e-5
 
-def test_untraceable_model_comes_back_whole_with_the_reason():
-    model = tvm.shufflenet_v2_x0_5(weights=None).eval()
-    x = torch.randn(1, 3, 64, 64)
+class Shuffled(nn.Module):
+    "A channel shuffle between two convs, as in ShuffleNet: channel i of `a` reaches another input of `b`"
+    def __init__(self): super().__init__(); self.a, self.b = nn.Conv2d(3, 8, 1), nn.Conv2d(8, 4, 1)
+    def forward(self, x):
+        y = self.a(x); n, c, h, w = y.shape
+        return self.b(y.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w))
+
+def test_channel_shuffle_is_kept_with_the_reason():
+    torch.manual_seed(0)
+    model, x = Shuffled().eval(), torch.randn(2, 3, 8, 8)
+    sp = Sparsifier(model, 'filter', 'local', 'large_final', coupled=True, example_inputs=x[:1]); sp.sparsify_model(50); sp.remove()
     p = Pruner(verbose=False); compact = p.prune_model(model, x)
-    assert output_difference(model, compact, x) == 0 and 'could not trace the channel graph' in p.report['kept'][0]['reason']
-    with pytest.raises(ValueError, match='could not trace the channel graph of ShuffleNetV2'):
+    assert output_difference(model, compact, x) <= 1e-5 and compact.a.out_channels == 8
+    assert 'channel shuffle' in p.report['kept'][0]['reason']
+    with pytest.raises(RuntimeError, match='removing them alone changes the outputs'): Pruner(verbose=False, strict=True).prune_model(model, x)
+
+class NumpyInside(nn.Module):
+    "Reads an activation with .numpy(): fine without gradients, but the tracer follows autograd"
+    def __init__(self): super().__init__(); self.a, self.b = nn.Conv2d(3, 4, 1), nn.Conv2d(4, 2, 1)
+    def forward(self, x):
+        y = self.a(x)
+        return self.b(y / float(abs(y.numpy()).max()))
+
+def test_untraceable_model_comes_back_whole_with_the_reason():
+    model, x = NumpyInside().eval(), torch.randn(1, 3, 8, 8)
+    p = Pruner(verbose=False); compact = p.prune_model(model, x)
+    assert output_difference(model, compact, x) == 0 and 'could not trace the channel graph of NumpyInside' in p.report['kept'][0]['reason']
+    with pytest.raises(ValueError, match='could not trace the channel graph of NumpyInside'):
         Sparsifier(model, 'filter', 'local', 'large_final', coupled=True, example_inputs=x)
 
 def test_uncoupled_residual_zeros_are_kept():
