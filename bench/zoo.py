@@ -11,7 +11,7 @@ of models with fewer MACs, no crash).
 Each model runs in its own process with its address space capped (--max-gb), so that a model whose graph tracing
 runs out of memory is reported as a failure instead of taking the machine down.
 
-Usage: python bench/zoo.py [--models resnet18 vit_b_16 ...] [--max-params 100] [--size 64] [--max-gb 12] [--md FILE]"""
+Usage: python bench/zoo.py [--models resnet18 vit_b_16 ...] [--max-params 150] [--size 64] [--max-gb 12] [--md FILE]"""
 import argparse, json, resource, subprocess, sys, time, warnings
 import torch, torch.nn as nn, torchvision
 from fasterai_lite.sparsifier import Sparsifier
@@ -77,7 +77,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], epilog=__doc__.split('\n\n', 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--models', nargs='+', help='model names (default: every classification model of torchvision)')
-    p.add_argument('--max-params', type=float, default=100., help='skip models with more parameters, in millions (default 100)')
+    p.add_argument('--max-params', type=float, default=150., help='skip models with more parameters, in millions (default 150)')
     p.add_argument('--size', type=int, default=64, help='image side in pixels (default 64)')
     p.add_argument('--max-gb', type=float, default=12., help='address space cap per model process, in GB (default 12)')
     p.add_argument('--md', help='also write the table to this markdown file')
