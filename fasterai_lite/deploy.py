@@ -26,16 +26,12 @@ def norm_pairs(
     "BatchNorms that fold into the layer they directly follow, `{norm: layer}`, and the others with why, `{norm: reason}`"
     DG = _dependency_graph(model, inputs_for(model, example_inputs))
     names, pairs, kept = DG._module2name, {}, {}
-    calls = {}
-    for node in DG.module2node.values():
-        if node.type.name == 'BN': calls[node.module] = calls.get(node.module, 0) + 1
     for m, node in DG.module2node.items():
         if node.type.name != 'BN': continue
         name, src = names[m], node.inputs[0] if len(node.inputs) == 1 else None
         if src is None or src.type.name not in _FOLDS_INTO or not isinstance(src.module, nn.Module):
             kept[name] = "it does not read a conv or Linear directly"
         elif len(src.outputs) > 1: kept[name] = f"the output of {names[src.module]!r} is also read elsewhere"
-        elif calls[m] > 1: kept[name] = "the module is called more than once"
         else: pairs[name] = names[src.module]
     return pairs, kept
 
@@ -43,7 +39,8 @@ def norm_pairs(
 @torch.no_grad()
 def _fold(layer:nn.Module, bn:nn.Module):
     "Fold eval-mode BatchNorm `bn` into `layer`'s weight and bias"
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.weight is not None else 1 / torch.sqrt(bn.running_var + bn.eps)
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None: scale = scale * bn.weight
     d = out_channel_dim(layer)
     shape = [1] * layer.weight.ndim; shape[d] = -1
     layer.weight.mul_(scale.reshape(shape))
@@ -104,11 +101,9 @@ class OnnxModel(nn.Module):
 
 def _ort_difference(model:nn.Module, file:Path, xs:tuple) -> float:
     "Largest difference between ONNX Runtime and PyTorch outputs, relative to PyTorch's largest, at two batch sizes"
-    runtime, worst = OnnxModel(file), 0.
-    for batch in (xs, tuple(torch.cat([x, x.flip(0), x[:1]]) for x in xs)):  # the example batch, and another size
-        for want, got in zip(model_outputs(model, batch), model_outputs(runtime, batch)):
-            worst = max(worst, float((want - got).abs().max() / want.abs().max().clamp_min(1e-12)))
-    return worst
+    runtime = OnnxModel(file)
+    batches = (xs, tuple(torch.cat([x, x.flip(0), x[:1]]) for x in xs))  # the example batch, and another size
+    return max(output_difference(model, runtime, b) for b in batches)
 
 # %% ../nbs/14_deploy.ipynb #52932b07
 def export_onnx(

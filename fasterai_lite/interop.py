@@ -9,7 +9,7 @@ import torch.nn.utils.prune as prune
 from torch import Tensor
 from fastcore.basics import *
 from .core.criteria import Criteria, as_criteria, n_zeros
-from .core.granularity import get_dim
+from .core.granularity import get_dim, units_kept
 from .select import select_lowest
 from .sparsifier import Sparsifier, sparsifiable_layers
 
@@ -47,12 +47,11 @@ def to_torch_prune(
     if pruned_tensors(model): raise ValueError(f"The model is already pruned by torch.nn.utils.prune: {[f'{mn}.{t}' for mn, _, t in pruned_tensors(model)][:5]}")
     pairs = source.masks.tensor_masks() if live else _model_masks(model, layer_type)
     if not pairs: raise ValueError("The Sparsifier has no masks to export: call sparsify_model first")
-    owners, keep = _owners(model), {}
+    owners, keep = _owners(model), {}  # id -> (tensor, keep-mask)
     for t, mask in pairs:  # a tensor that follows two layers' channels keeps what both keep
         m = mask.to(t.device).expand_as(t)
-        keep[id(t)] = keep[id(t)] & m if id(t) in keep else m
-    for t, _ in pairs:
-        if id(t) in keep: prune.custom_from_mask(*owners[id(t)], mask=keep.pop(id(t)).contiguous())
+        keep[id(t)] = (t, keep[id(t)][1] & m if id(t) in keep else m)
+    for t, m in keep.values(): prune.custom_from_mask(*owners[id(t)], mask=m.contiguous())
     if live: source.remove()  # torch owns the masks now
     return model
 
@@ -126,7 +125,7 @@ class CriteriaPruning(prune.BasePruningMethod):
         crit, ref = self.criteria, self._inputs(t)
         with torch.no_grad():
             keep = default_mask != 0
-            units = keep.amax(self.dims, keepdim=True) if self.dims else keep
+            units = units_kept(keep, self.dims)
             pruned = units.numel() - int(units.sum())
             k = pruned + _count(self.amount, units.numel() - pruned)  # units masked before score 0: they stay pruned
             scores = crit.finish(crit.transform(t, ref, self.generator), self.dims, keep)
@@ -153,8 +152,7 @@ class CriteriaPruning(prune.BasePruningMethod):
     def _check(self, t:Tensor, default_mask:Tensor):
         "Raise what `compute_mask` would, before torch takes the tensor apart"
         self._inputs(t)
-        units = (default_mask != 0).amax(self.dims, keepdim=True) if self.dims else default_mask != 0
-        _count(self.amount, int(units.sum()))
+        _count(self.amount, int(units_kept(default_mask != 0, self.dims).sum()))
 
 # %% ../nbs/12_interop.ipynb #23a04a9f
 def criteria_prune(

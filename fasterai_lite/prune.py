@@ -50,7 +50,8 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 def _in_float32(model:nn.Module, xs:tuple):
     "`model` and `xs` as float32 copies if they are in a low precision, else themselves"
-    if next(model.parameters()).dtype not in _LOW_PRECISION: return model, xs
+    p = next(model.parameters(), None)  # None: a model without parameters (an ONNX Runtime session)
+    if p is None or p.dtype not in _LOW_PRECISION: return model, xs
     return copy.deepcopy(model).float(), tuple(x.float() if torch.is_floating_point(x) else x for x in xs)
 
 def output_difference(

@@ -128,8 +128,8 @@ class Sparsifier:
     def removable_share(self) -> float|None:
         "With `coupled`, the share of the sparsified layers' weights whose channels can be removed, and so chosen"
         if not self.coupled: return None
-        sizes = {n: m.weight.numel() for n, m in self.layers.items()}
-        return sum(s for n, s in sizes.items() if self.removable[n]) / sum(sizes.values())
+        sizes, removable = {n: m.weight.numel() for n, m in self.layers.items()}, self.removable
+        return sum(s for n, s in sizes.items() if removable[n]) / sum(sizes.values())
 
     @property
     def n_pruned(self) -> dict[str, int]:
@@ -384,7 +384,7 @@ class Sparsifier:
                 raise ValueError(f"The mask of {key!r} must be a tensor of its weight's shape {tuple(w.shape)}, got "
                                  f"{tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__}")
             keep = mask.to(w.device) != 0
-            unit = keep.amax(self.dims[name], keepdim=True) if self.dims[name] else keep
+            unit = units_kept(keep, self.dims[name])
             if not torch.equal(unit.expand_as(keep), keep):
                 raise ValueError(f"The mask of {key!r} does not prune whole {self.granularity!r} units: start from it with granularity='weight'")
             if self.context == 'global' and n_zeros(unit) > self.layer_cap(name):
@@ -397,11 +397,11 @@ class Sparsifier:
 
     def sparsity_report(self) -> pd.DataFrame:
         "One row per sparsified layer: its name, type, weight count, zero weights and sparsity (%); with `coupled`, whether removable"
-        rows = []
+        rows, removable = [], self.removable
         for n, m in self.layers.items():
             p, z = m.weight.numel(), n_zeros(m.weight)
             rows.append(dict(layer=n, type=type(m).__name__, params=p, zeros=z, sparsity=round(100 * z / p, 2)))
-            if self.coupled: rows[-1]['removable'] = self.removable[n]
+            if removable is not None: rows[-1]['removable'] = removable[n]
         return pd.DataFrame(rows)
 
     def sparsity(self) -> float:

@@ -9,7 +9,7 @@ from fastcore.basics import *
 
 # %% auto #0
 __all__ = ['available_modules', 'allowed_granularities', 'get_dim', 'add_granularity', 'conv_granularities', 'Granularities',
-           'out_channel_dim', 'whole_channels']
+           'out_channel_dim', 'units_kept', 'whole_channels']
 
 # %% ../../nbs/00_core.granularity.ipynb #79d764ee
 def conv_granularities(
@@ -111,6 +111,13 @@ add_granularity = Granularities.add_granularity
 def out_channel_dim(m:nn.Module) -> int:
     "The weight dimension that indexes `m`'s output channels: 1 for transposed convs, 0 otherwise"
     return 1 if isinstance(m, nn.modules.conv._ConvTransposeNd) else 0
+
+def units_kept(
+    keep:torch.Tensor,  # A keep-mask of a weight (True = kept), of its full shape
+    dims:tuple,   # The weight dimensions a unit spans, from `get_dim`
+) -> torch.Tensor:
+    "Per unit (reduced over `dims`, kept as size-1 dims): whether any of its weights is kept"
+    return keep.amax(tuple(dims), keepdim=True) if dims else keep
 
 def whole_channels(
     m:nn.Module,  # A layer with a weight
