@@ -11,8 +11,8 @@ of models with fewer MACs, no crash).
 Each model runs in its own process with its address space capped (--max-gb), so that a model whose graph tracing
 runs out of memory is reported as a failure instead of taking the machine down.
 
-Usage: python bench/zoo.py [--models resnet18 vit_b_16 ...] [--max-params 150] [--size 64] [--max-gb 12] [--md FILE]"""
-import argparse, json, resource, subprocess, sys, time, warnings
+Usage: python bench/zoo.py [--models resnet18 vit_b_16 ...] [--max-params 150] [--size 64] [--max-gb 12] [--md FILE [--update]]"""
+import argparse, json, re, resource, subprocess, sys, time, warnings
 import torch, torch.nn as nn, torchvision
 from fasterai_lite.sparsifier import Sparsifier
 from fasterai_lite.prune import Pruner
@@ -62,6 +62,14 @@ def line(r:dict) -> str:
     return (f"| {r['model']} | {r['params_m']} | {'lossless' if r['diff'] <= LOSSLESS else 'DIFFERS'} ({r['diff']:.0e}) | "
             f"{r['removable']:.3f} | {r['params_ratio']:.2f} | {r['macs_ratio']:.2f} | {r['kept']} | {r['why']} | {r['seconds']:.1f} |")
 
+def parse(text:str) -> dict:
+    "A row of the markdown table written by `line`, back as the dict it came from (values as printed)"
+    c = [s.strip() for s in text.strip().strip('|').split('|')]
+    r = dict(model=c[0], params_m=float(c[1]), seconds=float(c[8]))
+    if c[2].startswith('**'): return dict(r, status=c[2].strip('*'))
+    return dict(r, status='ok', diff=float(c[2].split('(')[1].rstrip(')')), removable=float(c[3]), params_ratio=float(c[4]),
+                macs_ratio=float(c[5]), kept=int(c[6]), why=c[7])
+
 def isolated(name:str, size:int, max_gb:float) -> dict:
     "`run` in a fresh process whose address space is capped at `max_gb`"
     def cap(): resource.setrlimit(resource.RLIMIT_AS, (int(max_gb * 2**30),) * 2)
@@ -81,7 +89,10 @@ def main():
     p.add_argument('--size', type=int, default=64, help='image side in pixels (default 64)')
     p.add_argument('--max-gb', type=float, default=12., help='address space cap per model process, in GB (default 12)')
     p.add_argument('--md', help='also write the table to this markdown file')
+    p.add_argument('--update', action='store_true', help="replace the rows of the models run in --md's table, keep its "
+                   "other rows, and recompute the summary over all of them")
     a = p.parse_args()
+    if a.update and not a.md: p.error("--update needs --md FILE: the table whose rows to replace")
     every = torchvision.models.list_models(module=torchvision.models)
     names = a.models or every
     unknown = [n for n in names if n not in every]
@@ -96,6 +107,13 @@ def main():
         if size > a.max_params: skipped.append(f"{n} ({size:.0f}M)"); continue
         rows.append(isolated(n, a.size, a.max_gb))
         print(line(rows[-1]), flush=True)
+    if a.update:  # the models run now replace their rows; the others, and the earlier run's skip list, stay
+        lines = open(a.md).read().splitlines()
+        earlier = [parse(l) for l in lines if l.startswith('| ') and not l.startswith('| model')]
+        rows = [r for r in earlier if r['model'] not in {r['model'] for r in rows}] + rows
+        rows.sort(key=lambda r: r['model'])
+        earlier_skips = re.search(r"skipped over [\d.]+M params: (.*)\): \d+ crashed", lines[-1])
+        if earlier_skips and earlier_skips[1] != 'none': skipped = earlier_skips[1].split(', ')
     ok = [r for r in rows if r['status'] == 'ok']
     lossless = sum(r['diff'] <= LOSSLESS for r in ok)
     compacted = sum(r['macs_ratio'] > 1 for r in ok)

@@ -62,9 +62,23 @@ _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)  # the layers whose chann
 _PRODUCERS = ('CONV', 'DEPTHWISE_CONV', 'LINEAR')
 _PASS_THROUGH = ('ELEMENTWISE', 'CONCAT', 'SPLIT', 'RESHAPE')  # ops that move channels without mixing them
 
+# %% ../nbs/05_graph.ipynb #f3def019
 _INDEX_UPDATES = {tp_ops.OPTYPE.CONCAT: 'update_concat_index_mapping', tp_ops.OPTYPE.SPLIT: 'update_split_index_mapping',
                   tp_ops.OPTYPE.RESHAPE: 'update_reshape_index_mapping', tp_ops.OPTYPE.UNBIND: 'update_unbind_index_mapping',
                   tp_ops.OPTYPE.EXPAND: 'update_expand_index_mapping', tp_ops.OPTYPE.SLICE: 'update_slice_index_mapping'}
+
+def _check_flatten(node):
+    "Undo and refuse a flatten mapping on reshape `node` unless it flattens (N, C, H, W) into C blocks of H*W features"
+    near = node.inputs + node.outputs
+    deps = [d for d in node.dependencies if d.target in near] + [d for n in near for d in n.dependencies if d.target is node]
+    deps = [d for d in deps if isinstance(d.index_mapping[0], tp_index_mapping._FlattenIndexMapping)]
+    if not deps: return
+    # Torch-Pruning checks the shape under a name that autograd no longer uses, and so maps every reshape it meets
+    size = getattr(node.grad_fn, '_saved_self_sizes', None) or getattr(node.grad_fn, '_saved_self_sym_sizes', None)
+    strides = sorted({d.index_mapping[0]._stride for d in deps})
+    if size is not None and len(size) == 4 and strides == [size[2] * size[3]]: return
+    for d in deps: d.index_mapping[0] = None
+    raise ValueError(f"a reshape of a {tuple(size) if size else 'tensor'} read as a channel flatten with stride {strides}")
 
 @contextmanager
 def _tolerant_index_mapping(untraced:dict):
@@ -73,7 +87,9 @@ def _tolerant_index_mapping(untraced:dict):
     def update(graph):
         for node in graph.module2node.values():
             if node.type not in _INDEX_UPDATES: continue
-            try: getattr(tp_index_mapping, _INDEX_UPDATES[node.type])(graph, node)
+            try:
+                getattr(tp_index_mapping, _INDEX_UPDATES[node.type])(graph, node)
+                if node.type == tp_ops.OPTYPE.RESHAPE: _check_flatten(node)
             except Exception as e: untraced[node] = f"{type(e).__name__}: {e}"
     # Torch-Pruning looks this function up on its module at every build and every group: replaced only while we call it
     tp_index_mapping.update_index_mapping = update
@@ -103,6 +119,7 @@ def _dependency_graph(model:nn.Module, example_inputs:tuple):
     with modes_kept(model), torch.enable_grad():  # the trace follows autograd
         return _DependencyGraph().build_dependency(model, example_inputs=example_inputs, verbose=False)
 
+# %% ../nbs/05_graph.ipynb #503ad040
 def _carries(node, handler, DG) -> bool:
     "Whether the group's channels come out of `node`, rather than only go into it (as into a conv that reads them)"
     return DG.is_out_channel_pruning_fn(handler) if node.type.name in ('CONV', 'LINEAR') else True
@@ -135,6 +152,11 @@ def _channel_group(group, DG) -> ChannelGroup:
         out = kind in _PRODUCERS and DG.is_out_channel_pruning_fn(handler)
         if kind in _PRODUCERS and kind != 'DEPTHWISE_CONV' and getattr(m, 'groups', 1) > 1:
             grouped.append((m.groups, m.out_channels if out else m.in_channels, where))
+        if kind in ('DEPTHWISE_CONV', 'BN') or out:  # a misread reshape can map past a layer's channels: never index those
+            n = m.num_features if kind == 'BN' else m.weight.shape[out_channel_dim(m)]
+            if len(where[0]) and int(where[0].max()) >= n:
+                cg.blockers.append(f"{_describe(node, DG)}, to which the tracer maps channel {int(where[0].max())} of its {n}")
+                continue
         if kind == 'DEPTHWISE_CONV' or out: cg.producers[names[m]] = where
         elif kind in _PRODUCERS: cg.consumers.append(names[m])
         elif kind == 'BN': cg.norms[names[m]] = where
