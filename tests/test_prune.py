@@ -64,6 +64,8 @@ CASES = {  # model, input shape, and what to sparsify: (layer type, granularity)
     'fastai_xresnext18': (lambda: fastai_xresnet('xresnext18'), (2, 3, 32, 32), [(nn.Conv2d, 'filter')]),  # grouped, in vision_learner's head
     'convnext_tiny': (lambda: tvm.convnext_tiny(weights=None), (2, 3, 32, 32), [((nn.Conv2d, nn.Linear), 'out_channel')]),  # MLP units
     'vit_b_16': (lambda: vit(), (2, 3, 32, 32), [((nn.Conv2d, nn.Linear), 'out_channel')]),  # MLP units only
+    'shufflenet_v2_x0_5': (lambda: tvm.shufflenet_v2_x0_5(weights=None), (2, 3, 64, 64), [(nn.Conv2d, 'filter')]),  # channel shuffle
+    'swin_t': (lambda: tvm.swin_t(weights=None), (2, 3, 64, 64), [((nn.Conv2d, nn.Linear), 'out_channel')]),  # windows: MLP units
 }
 
 @pytest.mark.parametrize('name', list(CASES))
