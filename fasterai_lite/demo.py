@@ -12,6 +12,7 @@ from fastai.learner import Learner
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
 from .core.all import *
+from .sparsifier import Sparsifier
 from .callback import SparsifyCallback
 from .prune import Pruner
 from .stats import param_count, macs, size_mb, latency_ms
@@ -45,6 +46,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--seed', type=int, default=0, help='default: 0')
     return p
 
+def _checked_callback(p:argparse.ArgumentParser, args) -> SparsifyCallback:
+    "The demo's callback, every option checked before any training: a bad one ends in argparse's one-line error"
+    if args.epochs < 1: p.error(f"argument --epochs: must be at least 1, got {args.epochs}")
+    if not args.lr > 0: p.error(f"argument --lr: must be positive, got {args.lr:g}")
+    coupled = args.granularity == 'filter'
+    try:
+        Sparsifier(ARCHS[args.arch](), args.granularity, args.context, args.criteria, coupled=coupled)  # against the net's layers
+        return SparsifyCallback(args.sparsity, args.granularity, args.context, args.criteria, args.schedule,
+                                coupled=coupled, pruner=_KeepingPruner(verbose=False))
+    except (ValueError, TypeError) as e: p.error(str(e))
+
+
 # %% ../nbs/07_demo.ipynb #10f4af6d
 def _train(args, cbs=()) -> Learner:
     set_seed(args.seed)
@@ -77,15 +90,15 @@ def deploy_line(dense:nn.Module, compact:nn.Module, x:torch.Tensor) -> str:
 
 def run_demo(argv:list|None=None) -> pd.DataFrame:
     "Run the demo with command-line arguments `argv` (sys.argv if None); returns the comparison table"
-    args = _parser().parse_args(argv)
+    p = _parser()
+    args = p.parse_args(argv)
+    cb = _checked_callback(p, args)
+    pruner = cb.pruner  # what prune=True uses, keeping the sparse model for the table
     t = time.perf_counter()
     print(f"1/2 dense baseline: {args.arch}, {args.epochs} epochs on scikit-learn's digits")
     dense = _train(args)
     print(f"2/2 SparsifyCallback({args.sparsity:g}, {args.granularity!r}, {args.context!r}, {args.criteria}, "
-          f"{args.schedule}, coupled=True, prune=True)")
-    pruner = _KeepingPruner(verbose=False)  # what prune=True uses, keeping the sparse model for the table
-    cb = SparsifyCallback(args.sparsity, args.granularity, args.context, args.criteria, args.schedule,
-                          coupled=args.granularity == 'filter', pruner=pruner)
+          f"{args.schedule}, coupled={args.granularity == 'filter'}, prune=True)")
     learn = _train(args, [cb])
     compact = learn.model
     table = compare({'dense': dense.model, 'sparse': pruner.sparse, 'compact': compact}, learn)

@@ -17,3 +17,11 @@ def test_demo_help_and_bad_option():
     assert h.returncode == 0 and '--sparsity' in h.stdout and '--criteria' in h.stdout and '--schedule' in h.stdout
     bad = run('--schedule', 'fastest')
     assert bad.returncode == 2 and "invalid choice: 'fastest'" in bad.stderr
+
+def test_demo_checks_every_option_before_training():
+    for args, named in ((('--sparsity', '150'), '150'), (('--granularity', 'nope'), "'nope'"), (('--epochs', '0'), 'got 0'),
+                        (('--epochs', '-1'), 'got -1'), (('--lr', '-1'), 'got -1')):
+        r = run(*args)
+        assert r.returncode == 2, (args, r.stderr[-500:])
+        assert named in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr[-500:])
+        assert 'dense baseline' not in r.stdout  # nothing trained
