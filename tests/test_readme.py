@@ -1,0 +1,53 @@
+"""The README runs as written: its Python blocks in order, in one fresh interpreter, each printed output compared with
+the output block that the README shows under it (the loss, accuracy and time columns of fastai's log masked)."""
+import json, re, subprocess, sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent/'README.md'
+
+RUNNER = r'''
+import ast, contextlib, io, json, sys
+env, outs = {}, []
+for src in json.load(sys.stdin):
+    tree = ast.parse(src)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(tree, '<README.md>', 'exec'), env)
+        if last is not None:  # shown as a notebook shows a cell's last expression
+            value = eval(compile(ast.Expression(last.value), '<README.md>', 'eval'), env)
+            if value is not None: print(repr(value))
+    outs.append(out.getvalue())
+print(json.dumps(outs))
+'''
+
+def blocks(text:str) -> list[tuple[str, str|None]]:
+    "Each ```python block of `text`, with the plain ``` output block right after it, if any"
+    found = re.findall(r"```(\w*)\n(.*?)```", text, flags=re.S)
+    return [(src, found[i + 1][1] if i + 1 < len(found) and found[i + 1][0] == '' else None)
+            for i, (lang, src) in enumerate(found) if lang == 'python']
+
+NOISY = {'train_loss', 'valid_loss', 'accuracy', 'time'}  # fastai's log columns that move with float rounding and the clock
+
+def normalized(text:str) -> list[str]:
+    "Lines as a terminal ends up showing them, blank lines dropped, the noisy columns of fastai's training log masked"
+    out, header = [], None
+    for line in (l.rsplit('\r', 1)[-1].rstrip() for l in text.split('\n')):
+        cells = line.split()
+        if not cells: continue
+        if cells[0] == 'epoch': header = cells
+        elif header and len(cells) == len(header) and cells[0].isdigit():
+            line = ' '.join('~' if h in NOISY else c for h, c in zip(header, cells))
+        else: header = None
+        out.append(line)
+    return out
+
+def test_readme_blocks_run_and_print_what_it_shows():
+    pairs = blocks(README.read_text(encoding='utf-8'))
+    assert len(pairs) >= 8, "the README's Python examples were not found"
+    r = subprocess.run([sys.executable, '-c', RUNNER], input=json.dumps([s for s, _ in pairs]), capture_output=True,
+                       text=True, timeout=900, cwd=README.parent)
+    assert r.returncode == 0, r.stderr[-3000:]
+    printed = json.loads(r.stdout.strip().splitlines()[-1])
+    for (src, shown), got in zip(pairs, printed):
+        if shown is not None: assert normalized(got) == normalized(shown), f"README block\n{src}\nprinted\n{got}\nnot\n{shown}"
