@@ -127,8 +127,10 @@ def export_onnx(
     try:
         with warnings.catch_warnings(record=True) as caught, torch.no_grad():
             warnings.simplefilter('always', torch.jit.TracerWarning)
-            torch.onnx.export(new, xs, str(tmp), input_names=names, output_names=outs, opset_version=opset, dynamo=False,
-                              dynamic_axes={n: {0: 'batch'} for n in names + outs})
+            try: torch.onnx.export(new, xs, str(tmp), input_names=names, output_names=outs, opset_version=opset, dynamo=False,
+                                   dynamic_axes={n: {0: 'batch'} for n in names + outs})
+            except torch.onnx.errors.OnnxExporterError as e:  # the exporter's first line names the op; the rest is its IR dump
+                raise ValueError(f"ONNX cannot express {type(model).__name__}: {str(e).splitlines()[0]}") from e
         traced = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
         if traced: raise ValueError(f"The export froze a decision taken on tensor values in {_where(new, traced[0])}: "
                                     f"the file would compute one branch for every input ({traced[0].message})")
