@@ -42,14 +42,17 @@ class Deployed(nn.Module):
         object.__setattr__(self, 'run', run)  # not a submodule: an exported module refuses eval(), which latency_ms calls
     def forward(self, *xs): return self.run(*xs)
 
+def program(model, x):
+    "`model` as a torch.export program with a dynamic batch"
+    return torch.export.export(model, (x[:2],), dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=1024)},))
+
 def exported(model, x):
-    "`model` as a torch.export program with a dynamic batch, run as a module, as `torch.export.load` gives it back"
-    return Deployed(torch.export.export(model, (x[:2],), dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=1024)},)).module())
+    "`model`'s program run as a module, as `torch.export.load` gives it back"
+    return Deployed(program(model, x).module())
 
 def aoti(model, x, path):
-    "`model` exported with a dynamic batch and compiled ahead of time by AOTInductor into the package `path`"
-    ep = torch.export.export(model, (x[:2],), dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=1024)},))
-    return Deployed(torch._inductor.aoti_load_package(torch._inductor.aoti_compile_and_package(ep, package_path=str(path))))
+    "`model`'s program compiled ahead of time by AOTInductor into the package `path`"
+    return Deployed(torch._inductor.aoti_load_package(torch._inductor.aoti_compile_and_package(program(model, x), package_path=str(path))))
 
 def timed_build(key, build, *args):
     t = time.perf_counter(); out = build(*args); BUILD_SECONDS[key] = time.perf_counter() - t
