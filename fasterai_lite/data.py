@@ -38,13 +38,19 @@ def digits_dls(
     seed:int=0,            # Seed of the split and of the training shuffle
     flat:bool=False,       # Flat 64-feature vectors instead of 1x8x8 images
     device=None,           # Device of the batches (fastai's default if None)
+    size:int=8,            # Side of the images: larger sizes upscale them (bilinear), for ImageNet-style networks
+    rgb:bool=False,        # Three identical channels, as torchvision's networks (and `vision_learner`) expect
 ) -> DataLoaders:
     "scikit-learn's 8x8 digits as fastai DataLoaders, pixel values scaled to [0, 1]"
     from sklearn.datasets import load_digits
     if not 0 < valid_pct < 1: raise ValueError(f"valid_pct must be in (0, 1), got {valid_pct!r}")
+    if not (isinstance(size, int) and size >= 8): raise ValueError(f"size must be an int >= 8 (the images are 8x8), got {size!r}")
+    if flat and (size != 8 or rgb): raise ValueError("flat=True gives 64-feature vectors: size and rgb apply to images only")
     X, y = load_digits(return_X_y=True)
     X, y = torch.tensor(X / 16., dtype=torch.float32), torch.tensor(y)
     if not flat: X = X.view(-1, 1, 8, 8)
+    if size != 8: X = F.interpolate(X, size=(size, size), mode='bilinear', align_corners=False)
+    if rgb: X = X.expand(-1, 3, -1, -1).contiguous()
     idx = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))
     n_valid = int(len(X) * valid_pct)
     valid, train = idx[:n_valid], idx[n_valid:]

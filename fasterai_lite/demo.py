@@ -65,7 +65,10 @@ def _train(args, cbs=()) -> Learner:
     learn.fit_one_cycle(args.epochs, args.lr, cbs=list(cbs))
     return learn
 
-def compare(models:dict, learn:Learner) -> pd.DataFrame:
+def compare(
+    models:dict,     # Models to compare, by the name of their column
+    learn:Learner,   # Its validation set scores them; its model is left as the last of `models`
+) -> pd.DataFrame:
     "Accuracy, params, MACs, size and CPU latency of each model, side by side, on `learn`'s validation set"
     x = learn.dls.valid.one_batch()[0]
     rows = {}
@@ -77,7 +80,11 @@ def compare(models:dict, learn:Learner) -> pd.DataFrame:
         for name, ms in latency_ms(models, x[:bs], repeats=50).items(): rows[name][f'latency bs={bs} (ms)'] = round(ms, 3)
     return pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in rows.items()})  # object: ints stay ints
 
-def deploy_line(dense:nn.Module, compact:nn.Module, x:torch.Tensor) -> str:
+def deploy_line(
+    dense:nn.Module,    # The model before pruning
+    compact:nn.Module,  # The compact model the `Pruner` made of it
+    x:torch.Tensor,     # A batch of inputs; its first sample is exported, both batch sizes are timed
+) -> str:
     "The compact model in ONNX Runtime (exported and checked), timed next to the dense and compact models in eager PyTorch"
     with tempfile.TemporaryDirectory() as d:
         try: r = export_onnx(compact, Path(d)/'compact.onnx', x[:1])
@@ -111,7 +118,9 @@ def run_demo(argv:list|None=None) -> pd.DataFrame:
     print(f"done in {time.perf_counter() - t:.0f} s")
     return table
 
-def main(argv:list|None=None) -> None:
+def main(
+    argv:list|None=None,  # Command-line arguments; None reads them from `sys.argv`
+) -> None:
     "Entry point of `python -m fasterai_lite.demo` and the `fasterai_lite_demo` command"
     run_demo(argv)
 
