@@ -133,10 +133,10 @@ class Page:
         return dict(page=f'{self.name}.html', title=self.title, module=self.module, outputs=self.outputs,
                     code_cells=self.code_cells)
 
-def default_exp(nb_path:Path, lib:str) -> str|None:
+def default_exp(nb, lib:str) -> str|None:
     "The module a notebook exports to (its `#| default_exp`), None for a tutorial"
-    m = re.search(r'#\|\s*default_exp\s+([\w.]+)', nb_path.read_text())
-    return f'{lib}.{m[1]}' if m else None
+    name = next((c.directives_['default_exp'][0] for c in nb.cells if 'default_exp' in c.directives_), None)
+    return name and f'{lib}.{name}'
 
 def render(nb_path:Path, doc_url:str, lib:str) -> Page:
     "The page of one notebook, after nbdev's processors, with show_doc rendering through `ApiRenderer`"
@@ -151,7 +151,7 @@ def render(nb_path:Path, doc_url:str, lib:str) -> Page:
         procs = [p for p in FilterDefaults().procs() if p.__name__ != 'rm_export']  # export cells show as source
         NBProcessor(nb=nb, procs=procs).process()
     finally: os.chdir(cwd); nbdev.showdoc.BasicMarkdownRenderer = renderer
-    return Page(nb, doc_url, default_exp(nb_path, lib))
+    return Page(nb, doc_url, default_exp(nb, lib))
 
 def sidebar_nav(entries, titles:dict) -> list:
     "nbs/sidebar.yml's contents as MkDocs' nav: notebooks by their page titles, sections as sections, links to sections of pages"

@@ -10,7 +10,7 @@ Usage: python docs/check.py   (after python docs/build.py)"""
 from __future__ import annotations
 import argparse, functools, http.server, importlib, json, shutil, subprocess, sys, threading, time
 from pathlib import Path
-from urllib.parse import urldefrag, urljoin, urlparse
+from urllib.parse import urldefrag
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE, CHROMIUM = ROOT/'_docs', Path('/usr/bin/chromium')
@@ -53,8 +53,8 @@ def public_entries(module:str) -> tuple[list[str], list[str]]:
 
 class Check:
     "Opens every page, records what is wrong with it"
-    def __init__(self, base:str, manifest:list[dict]):
-        self.base, self.manifest, self.facts, self.problems = base, manifest, {}, []
+    def __init__(self, base:str):
+        self.base, self.facts, self.problems = base, {}, []
 
     def fail(self, page:str, what:str): self.problems.append(f'{page}: {what}')
 
@@ -110,7 +110,7 @@ def main():
     manifest, start = json.loads(manifest_path.read_text()), time.perf_counter()
     shutil.rmtree(SITE/'_screenshots', ignore_errors=True); (SITE/'_screenshots').mkdir()
     server = serve(SITE)
-    check = Check(f'http://127.0.0.1:{server.server_port}/', manifest)
+    check = Check(f'http://127.0.0.1:{server.server_port}/')
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         for entry in manifest: check.visit(browser, entry)

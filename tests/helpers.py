@@ -1,5 +1,15 @@
 "Helpers shared by the tests."
+import importlib.util
+from pathlib import Path
 import torch, torch.nn as nn
+
+ROOT = Path(__file__).resolve().parent.parent
+
+def docs_script(name:str):
+    "docs/<name>.py imported as a module (the docs scripts are not part of the package)"
+    spec = importlib.util.spec_from_file_location(f'docs_{name}', ROOT/'docs'/f'{name}.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
 
 @torch.no_grad()
 def randomize_norms(model):

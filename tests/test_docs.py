@@ -1,15 +1,8 @@
 "The docs site's builder (docs/build.py) and the rules of its browser check (docs/check.py), without a browser."
-import importlib.util, json
-from pathlib import Path
+import json
+from helpers import ROOT, docs_script
 
-ROOT = Path(__file__).resolve().parent.parent
-
-def _script(name:str):
-    spec = importlib.util.spec_from_file_location(f'docs_{name}', ROOT/'docs'/f'{name}.py')
-    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
-    return mod
-
-build, check = _script('build'), _script('check')
+build, check = docs_script('build'), docs_script('check')
 DOC_URL = 'https://fasterai-lite.github.io/fasterai_lite'
 
 def test_directives():
@@ -38,11 +31,11 @@ def test_docments_table():
     assert build.docments_table(g) == ''
 
 def _nb(cells) -> dict:
-    def cell(kind, src, outputs=()):
-        c = dict(cell_type=kind, id=f'c{len(src)}{kind[0]}{abs(hash(src)) % 10**6}', metadata={}, source=src)
+    def cell(i, kind, src, outputs=()):
+        c = dict(cell_type=kind, id=f'cell{i}', metadata={}, source=src)
         if kind == 'code': c.update(execution_count=None, outputs=list(outputs))
         return c
-    return dict(cells=[cell(*c) for c in cells], metadata={}, nbformat=4, nbformat_minor=5)
+    return dict(cells=[cell(i, *c) for i, c in enumerate(cells)], metadata={}, nbformat=4, nbformat_minor=5)
 
 def test_page_honours_directives(tmp_path):
     "A notebook through nbdev's processors and the page writer: what shows, what doesn't, and what is counted"
@@ -70,7 +63,7 @@ def test_page_honours_directives(tmp_path):
     assert page.outputs == 2 and page.code_cells == 2                     # show_doc's output, print's; export, print
 
 def _checker(facts:dict) -> object:
-    c = check.Check('http://127.0.0.1:1/', [])
+    c = check.Check('http://127.0.0.1:1/')
     c.facts = {p: {**dict(ids=[], links=[], code_text=[]), **f} for p, f in facts.items()}
     return c
 

@@ -1,9 +1,9 @@
 """The README runs as written: its Python blocks in order, in one fresh interpreter, each printed output compared with
 the output block that the README shows under it (the loss, accuracy and time columns of fastai's log masked)."""
 import json, re, subprocess, sys
-from pathlib import Path
+from helpers import ROOT, docs_script
 
-README = Path(__file__).resolve().parent.parent/'README.md'
+README = ROOT/'README.md'
 
 RUNNER = r'''
 import ast, contextlib, io, json, sys
@@ -27,12 +27,13 @@ def blocks(text:str) -> list[tuple[str, str|None]]:
     return [(src, found[i + 1][1] if i + 1 < len(found) and found[i + 1][0] == '' else None)
             for i, (lang, src) in enumerate(found) if lang == 'python']
 
+terminal_text = docs_script('build').terminal_text  # the docs show streams the same way
 NOISY = {'train_loss', 'valid_loss', 'accuracy', 'time'}  # fastai's log columns that move with float rounding and the clock
 
 def normalized(text:str) -> list[str]:
     "Lines as a terminal ends up showing them, blank lines dropped, the noisy columns of fastai's training log masked"
     out, header = [], None
-    for line in (l.rsplit('\r', 1)[-1].rstrip() for l in text.split('\n')):
+    for line in terminal_text(text).split('\n'):
         cells = line.split()
         if not cells: continue
         if cells[0] == 'epoch': header = cells
