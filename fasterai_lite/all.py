@@ -6,6 +6,7 @@ from .graph import *
 from .sparsifier import *
 from .callback import *
 from .prune import *
+from .compact import *
 from .stats import *
 from .plots import *
 from .sensitivity import *

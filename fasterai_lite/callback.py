@@ -20,6 +20,7 @@ from .core.schedule import *
 from .sparsifier import *
 from .sparsifier import _check_pct, _check_context, _check_int, _as_types, _as_nm, _known_granularity, _check_settings
 from .prune import Pruner
+from .graph import plain_inputs, channel_groups
 
 # %% auto #0
 __all__ = ['SparsifyCallback', 'sparsity_state_file']
@@ -111,6 +112,7 @@ class SparsifyCallback(Callback):
                   max_layer_sparsity=self.max_layer_sparsity, seed=_shared_seed())
         self.sparsifier = Sparsifier(model, example_inputs=self._example(), **kw)
         try:
+            if self.pruner is not None: self._check_compaction(model)
             if self.start_masks is not None: self.sparsifier.start_from(self.start_masks)
             self._start(self._saved_state())  # dict targets are checked here, before training
         except Exception: self.sparsifier.remove(); raise  # and the model is left as it came
@@ -119,6 +121,23 @@ class SparsifyCallback(Callback):
         self.end_cb = _SparsifyEnd(self)
         self.learn.add_cb(self.end_cb)
         self.active = True
+
+    def _check_compaction(self, model:nn.Module):
+        "Before training: warn when the `Pruner` will be able to remove few of the zeros the callback makes"
+        sp = self.sparsifier
+        if all(d is None for d in sp.channel_dims.values()):
+            warnings.warn(f"SparsifyCallback(prune=True) removes whole output channels, but granularity {self.granularity!r} "
+                          f"zeroes none, so the compact model will be the sparse one: use 'out_channel' (a conv's 'filter', a Linear's 'row')")
+            return
+        if sp.coupled: return  # coupled selection chooses only channels that can go: `removable_share` says how many can
+        groups, _ = channel_groups(model, self._example())  # a model it cannot trace raises here, before training
+        alone = {p for g in groups if len(g.producers) == 1 and not g.blockers and not g.to_output for p in g.producers}
+        sizes = {n: m.weight.numel() for n, m in sp.layers.items() if sp.channel_dims[n] is not None}
+        share = sum(s for n, s in sizes.items() if n in alone) / sum(sizes.values())
+        if share < 1: warnings.warn(
+            f"SparsifyCallback(prune=True, coupled=False): {1 - share:.1%} of the weights it sparsifies are in channels tied to "
+            f"other layers (residual additions, concatenations) or to the model's output, whose zeros cannot all be removed; "
+            f"coupled=True chooses only channels that can go")
 
     def _fine_tune_warmup(self) -> bool:
         "Whether this fit is the first of `fine_tune`'s two (the frozen warm-up of the head), which leaves the model dense"
@@ -143,7 +162,7 @@ class SparsifyCallback(Callback):
         "The inputs of one validation sample, to trace and measure the model with"
         dl = self.dls.valid
         dl = getattr(dl, 'dl', dl)  # under DDP, the loader inside fastai's DistributedDL: one sample is all it takes
-        return tuple(x[:1] for x in dl.one_batch()[:getattr(self.dls, 'n_inp', 1)])  # fastai's own default
+        return plain_inputs(tuple(x[:1] for x in dl.one_batch()[:getattr(self.dls, 'n_inp', 1)]))  # fastai's own default
 
     def before_epoch(self):
         "Take the lottery-ticket rewind point at the start of `rewind_epoch`"
@@ -227,6 +246,7 @@ class SparsifyCallback(Callback):
         "Take the masks and references off the model, and the metric and end-of-fit callback off the learner"
         self.active = False
         self.sparsifier.remove()
+        self.sparsifier = None  # it holds the model's layers: a learner exported with this callback must not carry them
         learn = self.learn
         if learn is None: return
         learn.metrics = [m for m in learn.metrics if m is not self.metric]
@@ -234,7 +254,12 @@ class SparsifyCallback(Callback):
 
     def _compact(self):
         "Replace learn.model with the pruner's compact copy, with a fresh optimizer, and report the two side by side"
-        self.learn.model = self.pruner.prune_model(self.learn.model, self._example())
+        try: compact = self.pruner.prune_model(self.learn.model, self._example())
+        except Exception as e:
+            raise RuntimeError(f"SparsifyCallback(prune=True): the fit is complete, but compacting its model failed ({type(e).__name__}: "
+                               f"{e}). learn.model is the trained sparse model, kept as it is; compact it by hand with "
+                               f"`Pruner().prune_model(learn.model, x)`, x an input batch, or save it with learn.save") from e
+        self.learn.model = compact
         self.learn.create_opt()  # the old optimizer holds the old parameters and their state
         self.prune_report = self.pruner.report_frame()
         print(self.prune_report.to_string())

@@ -4,20 +4,41 @@
 
 # %% ../nbs/04_data.ipynb #9d9d6a2d
 from __future__ import annotations
-import gzip, os, random
+import gzip, os, random, shutil, tempfile
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.data import TensorDataset
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
+from fastai.data.external import fastai_cfg
 from fastcore.basics import ifnone
+from fastai.losses import CrossEntropyLossFlat
 
 # %% auto #0
-__all__ = ['tensor_dls', 'digits_dls', 'digits_cnn', 'vgg_cifar', 'ResBlock', 'tiny_resnet', 'resnet20', 'shared_datasets',
-           'read_idx', 'mnist_dls', 'cifar_dls', 'FlipShift', 'MnistNet']
+__all__ = ['DIGITS', 'CIFAR_CLASSES', 'TensorItems', 'tensor_dls', 'digits_dls', 'digits_cnn', 'vgg_cifar', 'ResBlock',
+           'tiny_resnet', 'resnet20', 'shared_datasets', 'read_idx', 'mnist_dls', 'cifar_dls', 'FlipShift',
+           'digits_images', 'cifar_images', 'MnistNet']
 
 # %% ../nbs/04_data.ipynb #a7d3cb28
+DIGITS = [str(i) for i in range(10)]  # the class names of the digits and of MNIST
+
+class TensorItems(TensorDataset):
+    "A `TensorDataset` with what fastai reads from a dataset: the class names (`vocab`, `c`), the loss, and `new_empty` for `learn.export()`"
+    def __init__(self, *tensors:torch.Tensor, vocab:list|None=None):
+        super().__init__(*tensors)
+        self.vocab = vocab
+
+    @property
+    def c(self) -> int|None: return None if self.vocab is None else len(self.vocab)
+
+    @property
+    def loss_func(self):
+        "What `Learner` uses when it is given no loss: cross-entropy for classes"
+        return None if self.vocab is None else CrossEntropyLossFlat()
+
+    def new_empty(self): return type(self)(*(t[:0] for t in self.tensors), vocab=self.vocab)
+
 def tensor_dls(
     train:tuple,           # Training inputs and targets, as tensors
     valid:tuple,           # Validation inputs and targets
@@ -25,12 +46,13 @@ def tensor_dls(
     seed:int=0,            # Seed of the training shuffle
     device=None,           # Device of the batches (fastai's default if None)
     train_tfm=None,        # A transform of each training batch `(x, y)` (augmentation), or None
+    vocab:list|None=None,  # Class names, for targets that are class indices
 ) -> DataLoaders:
     "fastai DataLoaders over in-memory tensors, with a seeded shuffle: the same seed gives the same batches"
     kw = {} if train_tfm is None else dict(after_batch=train_tfm)
-    train_dl = DataLoader(TensorDataset(*train), bs=bs, shuffle=True, drop_last=True, **kw)
+    train_dl = DataLoader(TensorItems(*train, vocab=vocab), bs=bs, shuffle=True, drop_last=True, **kw)
     train_dl.rng = random.Random(seed)  # fastai shuffles with its own generator: seed it for repeatable epochs
-    return DataLoaders(train_dl, DataLoader(TensorDataset(*valid), bs=bs * 2), device=device)
+    return DataLoaders(train_dl, DataLoader(TensorItems(*valid, vocab=vocab), bs=bs * 2), device=device)
 
 def digits_dls(
     bs:int=64,             # Batch size
@@ -54,7 +76,7 @@ def digits_dls(
     idx = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))
     n_valid = int(len(X) * valid_pct)
     valid, train = idx[:n_valid], idx[n_valid:]
-    return tensor_dls((X[train], y[train]), (X[valid], y[valid]), bs, seed, device)
+    return tensor_dls((X[train], y[train]), (X[valid], y[valid]), bs, seed, device, vocab=DIGITS)
 
 # %% ../nbs/04_data.ipynb #c23d48d3
 def digits_cnn(
@@ -148,7 +170,9 @@ def mnist_dls(
     def load(split):
         x = torch.tensor(read_idx(_need(path/f'{split}-images-idx3-ubyte.gz', 'MNIST images'))).float().div_(255)
         return (x.sub_(0.1307).div_(0.3081).unsqueeze(1), torch.tensor(read_idx(path/f'{split}-labels-idx1-ubyte.gz')).long())
-    return tensor_dls(load('train'), load('t10k'), bs, seed, device)
+    return tensor_dls(load('train'), load('t10k'), bs, seed, device, vocab=DIGITS)
+
+CIFAR_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
 
 def cifar_dls(
     path=None,      # The `.npz` file; `shared_datasets()/'cifar10_subset'/'cifar10_10k_2k.npz'` if None
@@ -165,7 +189,7 @@ def cifar_dls(
         return x, torch.tensor(d[f'y_{split}']).long()
     (xt, yt), (xv, yv) = load('train'), load('test')
     mean, std = xt.mean((0, 2, 3), keepdim=True), xt.std((0, 2, 3), keepdim=True)
-    return tensor_dls(((xt - mean) / std, yt), ((xv - mean) / std, yv), bs, seed, device, FlipShift(seed) if augment else None)
+    return tensor_dls(((xt - mean) / std, yt), ((xv - mean) / std, yv), bs, seed, device, FlipShift(seed) if augment else None, CIFAR_CLASSES)
 
 # %% ../nbs/04_data.ipynb #b0e595e8
 class FlipShift:
@@ -179,6 +203,48 @@ class FlipShift:
         dx, dy = (torch.randint(-p, p + 1, (2,), generator=self.g)).tolist()  # one shift per batch: one padded copy
         x = F.pad(x, (p, p, p, p))[:, :, p + dy: p + dy + b[0].shape[2], p + dx: p + dx + b[0].shape[3]]
         return x.contiguous(), y
+
+# %% ../nbs/04_data.ipynb #033668bc
+def _png_folder(
+    dest:Path,    # The folder to write
+    load,         # A function returning {split folder ('' for none): (uint8 images, class indices)}
+    vocab:list,   # Class names: the class folders
+) -> Path:
+    "Write the images `load` returns as PNGs in `dest/<split>/<class>/`, unless `dest` exists; returns `dest`"
+    from PIL import Image
+    if dest.exists(): return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{dest.name}.', dir=dest.parent))  # renamed once complete
+    try:
+        for split, (xs, ys) in load().items():
+            for c in vocab: (tmp/split/c).mkdir(parents=True)
+            for i, (x, y) in enumerate(zip(xs, ys)): Image.fromarray(x).save(tmp/split/vocab[y]/f'{i:05d}.png')
+        tmp.rename(dest)
+    except OSError:
+        if not dest.exists(): raise  # else another process wrote it first
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+def digits_images(
+    dest=None,  # Folder to write; `digits` in fastai's data folder if None
+) -> Path:
+    "scikit-learn's 1,797 digits as 8x8 grayscale PNGs, one folder per class, written once; returns the folder"
+    def load():
+        from sklearn.datasets import load_digits
+        X, y = load_digits(return_X_y=True)
+        return {'': (np.clip(X * 16, 0, 255).astype(np.uint8).reshape(-1, 8, 8), y)}
+    return _png_folder(Path(ifnone(dest, fastai_cfg().path('data')/'digits')), load, DIGITS)
+
+def cifar_images(
+    dest=None,  # Folder to write; `cifar10_subset` in fastai's data folder if None
+    path=None,  # The `.npz` file; `shared_datasets()/'cifar10_subset'/'cifar10_10k_2k.npz'` if None
+) -> Path:
+    "The CIFAR-10 subset as PNGs in `train/<class>/` and `test/<class>/` (fastai's CIFAR-10 layout), written once"
+    npz = _need(Path(ifnone(path, shared_datasets()/'cifar10_subset'/'cifar10_10k_2k.npz')), 'CIFAR-10 subset')
+    def load():
+        d = np.load(npz)
+        return {split: (d[f'x_{split}'], d[f'y_{split}']) for split in ('train', 'test')}
+    return _png_folder(Path(ifnone(dest, fastai_cfg().path('data')/'cifar10_subset')), load, CIFAR_CLASSES)
 
 # %% ../nbs/04_data.ipynb #b817b120
 class MnistNet(nn.Module):

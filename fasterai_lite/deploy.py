@@ -5,6 +5,7 @@
 # %% ../nbs/14_deploy.ipynb #1d9bff17
 from __future__ import annotations
 import copy, importlib, inspect, os, tempfile, warnings
+from contextlib import contextmanager
 from pathlib import Path
 import pandas as pd
 import torch, torch.nn as nn
@@ -106,6 +107,20 @@ def _ort_difference(model:nn.Module, file:Path, xs:tuple) -> float:
     return max(output_difference(model, runtime, b) for b in batches)
 
 # %% ../nbs/14_deploy.ipynb #52932b07
+@contextmanager
+def _fd_stderr_dropped_on_error():
+    "What native code writes to stderr (file descriptor 2) inside, written out on exit unless an exception leaves"
+    saved, captured = os.dup(2), tempfile.TemporaryFile()
+    os.dup2(captured.fileno(), 2)
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        os.dup2(saved, 2); os.close(saved)
+        if ok: captured.seek(0); os.write(2, captured.read())
+        captured.close()
+
 def export_onnx(
     model:nn.Module,           # The model to export; an eval copy is exported, and the model is left as it is
     path,                      # File to write, e.g. 'model.onnx'
@@ -127,8 +142,10 @@ def export_onnx(
     try:
         with warnings.catch_warnings(record=True) as caught, torch.no_grad():
             warnings.simplefilter('always', torch.jit.TracerWarning)
-            try: torch.onnx.export(new, xs, str(tmp), input_names=names, output_names=outs, opset_version=opset, dynamo=False,
-                                   dynamic_axes={n: {0: 'batch'} for n in names + outs})
+            try:
+                with _fd_stderr_dropped_on_error():  # a failing exporter also dumps its IR to stderr, which the error sums up
+                    torch.onnx.export(new, xs, str(tmp), input_names=names, output_names=outs, opset_version=opset, dynamo=False,
+                                      dynamic_axes={n: {0: 'batch'} for n in names + outs})
             except torch.onnx.errors.OnnxExporterError as e:  # the exporter's first line names the op; the rest is its IR dump
                 raise ValueError(f"ONNX cannot express {type(model).__name__}: {str(e).splitlines()[0]}") from e
         traced = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]

@@ -16,8 +16,8 @@ from torch_pruning.dependency import index_mapping as tp_index_mapping
 from torch_pruning.dependency.group import Group as TPGroup
 
 # %% auto #0
-__all__ = ['ChannelGroup', 'modes_kept', 'GraphError', 'channel_groups', 'model_outputs', 'dummy_inputs', 'inputs_for',
-           'following_norms']
+__all__ = ['ChannelGroup', 'modes_kept', 'GraphError', 'channel_groups', 'model_outputs', 'dummy_inputs', 'plain_inputs',
+           'inputs_for', 'following_norms']
 
 # %% ../nbs/05_graph.ipynb #db4ae3da
 @dataclass
@@ -114,10 +114,16 @@ class _DependencyGraph(tp.DependencyGraph):
                 self.failed_roots[module] = f"{type(e).__name__}: {e}"
                 return TPGroup()
 
+class GraphError(ValueError):
+    "The channel graph of a model could not be traced"
+
 def _dependency_graph(model:nn.Module, example_inputs:tuple):
     "Torch-Pruning's dependency graph of `model`, traced with `example_inputs`; every module keeps its train/eval mode"
-    with modes_kept(model), torch.enable_grad():  # the trace follows autograd
-        return _DependencyGraph().build_dependency(model, example_inputs=example_inputs, verbose=False)
+    try:
+        with modes_kept(model), torch.enable_grad():  # the trace follows autograd
+            return _DependencyGraph().build_dependency(model, example_inputs=example_inputs, verbose=False)
+    except Exception as e:  # Torch-Pruning fails on some reshapes (ShuffleNet's channel shuffle), or runs out of memory
+        raise GraphError(f"Torch-Pruning could not trace the channel graph of {type(model).__name__}: {type(e).__name__}: {e}") from e
 
 # %% ../nbs/05_graph.ipynb #503ad040
 def _carries(node, handler, DG) -> bool:
@@ -138,6 +144,12 @@ def _units(n:int, grouped:list) -> Tensor|str|None:
     label = torch.arange(n)
     label[root] = n + idx % (C // G)  # position within its group: one unit per position
     return torch.unique(label, return_inverse=True)[1]
+
+_MOVES_CHANNELS = ('PixelShuffle', 'PixelUnshuffle', 'ChannelShuffle', 'NativeChannelShuffle')  # autograd ops, by prefix
+
+def _moves_channels(node) -> bool:
+    "An op that Torch-Pruning reads as elementwise, but that moves channels into space or across groups"
+    return node.grad_fn is not None and node.grad_fn.name().startswith(_MOVES_CHANNELS)
 
 def _channel_group(group, DG) -> ChannelGroup:
     "A Torch-Pruning group as a `ChannelGroup`"
@@ -160,7 +172,7 @@ def _channel_group(group, DG) -> ChannelGroup:
         if kind == 'DEPTHWISE_CONV' or out: cg.producers[names[m]] = where
         elif kind in _PRODUCERS: cg.consumers.append(names[m])
         elif kind == 'BN': cg.norms[names[m]] = where
-        elif kind not in _PASS_THROUGH: cg.blockers.append(_describe(node, DG))
+        elif kind not in _PASS_THROUGH or _moves_channels(node): cg.blockers.append(_describe(node, DG))
         if node in DG.untraced: cg.blockers.append(f"{_describe(node, DG)}, whose channel mapping the tracer cannot build ({DG.untraced[node]})")
     units = _units(cg.n, grouped)
     if isinstance(units, str): cg.blockers.append(units)
@@ -174,20 +186,17 @@ def _failed_group(m:nn.Module, why:str, DG) -> ChannelGroup:
     return ChannelGroup(DG._module2name[m], n, producers={DG._module2name[m]: (idx, idx)},
                         blockers=[f"a channel mapping the tracer cannot build downstream ({why})"])
 
-class GraphError(ValueError):
-    "The channel graph of a model could not be traced"
-
 def channel_groups(
     model:nn.Module,       # The model whose channels to group
     example_inputs:tuple,  # Input(s) to trace it with, see `dummy_inputs`
 ) -> tuple[list[ChannelGroup], object]:
     "The coupled channel groups of `model` (one per channel space of its Conv and Linear layers), and the dependency graph"
+    DG = _dependency_graph(model, plain_inputs(example_inputs, model))
     try:
-        DG = _dependency_graph(model, tuple(listify(example_inputs)))
         groups = [_channel_group(g, DG) for g in DG.get_all_groups(root_module_types=_LAYERS) if len(g)]
         return groups + [_failed_group(m, why, DG) for m, why in DG.failed_roots.items()], DG
-    except Exception as e:  # Torch-Pruning fails on some reshapes (ShuffleNet's channel shuffle), or runs out of memory
-        raise GraphError(f"Torch-Pruning could not trace the channel graph of {type(model).__name__}: {type(e).__name__}: {e}") from e
+    except Exception as e:
+        raise GraphError(f"Torch-Pruning could not group the channels of {type(model).__name__}: {type(e).__name__}: {e}") from e
 
 # %% ../nbs/05_graph.ipynb #8e7c7a5c
 def model_outputs(model:nn.Module, example_inputs:tuple) -> list[Tensor]:
@@ -210,13 +219,26 @@ def dummy_inputs(model:nn.Module) -> tuple[Tensor]:
     raise ValueError(f"Cannot guess an input size for {type(model).__name__}: it runs on none of 8 to 224 pixels per "
                      f"side; pass example_inputs")
 
+def plain_inputs(
+    example_inputs,             # A tensor, or a tuple or list of them (a fastai batch's inputs), nested or not
+    model:nn.Module|None=None,  # If given, floating-point inputs are cast to the dtype of its parameters
+) -> tuple:
+    "`example_inputs` as a tuple of plain, detached `torch.Tensor`s: fastai's tensor types (`TensorImage`, ...) taken off"
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None) if model is not None else None
+    def plain(x):
+        if isinstance(x, (tuple, list)): return type(x)(plain(o) for o in x)
+        if not isinstance(x, Tensor): return x
+        if type(x) is not Tensor or x.requires_grad: x = x.detach().as_subclass(Tensor)
+        return x.to(dtype) if dtype is not None and x.is_floating_point() and x.dtype != dtype else x
+    return tuple(plain(x) for x in listify(example_inputs))
+
 def inputs_for(
     model:nn.Module,      # The model the inputs are for
     example_inputs=None,  # Input(s) given by the user, or None
 ) -> tuple:
-    "`example_inputs` as a tuple, checked to run through `model`, or `dummy_inputs(model)` when none are given"
+    "`example_inputs` as plain tensors (`plain_inputs`), checked to run through `model`, or `dummy_inputs(model)` when none are given"
     if example_inputs is None: return dummy_inputs(model)
-    xs = tuple(listify(example_inputs))
+    xs = plain_inputs(example_inputs, model)
     try: model_outputs(model, xs)
     except Exception as e:
         shapes = [tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__ for x in xs]

@@ -12,6 +12,7 @@ from fastcore.basics import *
 from .core.granularity import out_channel_dim
 from .graph import *
 from .stats import param_count, zero_weights, macs, size_mb
+from .compact import describe_compact, attach_description
 
 # %% auto #0
 __all__ = ['zero_channels', 'output_difference', 'Pruner']
@@ -59,10 +60,12 @@ def output_difference(
     b:nn.Module,     # Model to compare with it
     example_inputs,  # Input(s) for both
 ) -> float:
-    "Largest difference between the eval-mode outputs of `a` and `b`, relative to `a`'s largest output (inf if shapes differ)"
-    xs = tuple(listify(example_inputs))
+    "Largest difference between the eval-mode outputs of `a` and `b`, relative to `a`'s largest output (inf if shapes differ, or `b` fails)"
+    xs = plain_inputs(example_inputs)
     (a, xa), (b, xb) = _in_float32(a, xs), _in_float32(b, xs)
-    oa, ob = model_outputs(a, xa), model_outputs(b, xb)
+    oa = model_outputs(a, xa)
+    try: ob = model_outputs(b, xb)
+    except RuntimeError: return float('inf')  # `b` cannot even run on them (a layer's width does not fit its input)
     if [o.shape for o in oa] != [o.shape for o in ob]: return float('inf')
     return max(float((x - y).abs().max() / x.abs().max().clamp_min(torch.finfo(torch.float32).tiny)) for x, y in zip(oa, ob))
 
@@ -71,6 +74,14 @@ def _remove(mods:dict, DG, g:ChannelGroup, idxs:list[int]):
     "Remove channels `idxs` of group `g` from the model whose modules by name are `mods` and dependency graph is `DG`"
     root = mods[g.root]
     DG.get_pruning_group(root, DG.get_pruner_of_module(root).prune_out_channels, idxs).prune()
+
+def _kept_channels(plan:list) -> dict[str, list[int]]:
+    "Per producer of the groups in `plan`: the indices of its output channels that stay"
+    out = {}
+    for g, idxs in plan:
+        gone = torch.tensor(idxs, dtype=torch.long)
+        for name, (idx, root) in g.producers.items(): out[name] = sorted(idx[~torch.isin(root, gone)].tolist())
+    return out
 
 _OUTPUT = "they are the model's output, whose size never changes"
 _GROUPED = "a grouped conv loses channels only at the same position in each of its groups, and these are not zero in all of them"
@@ -83,13 +94,15 @@ class Pruner:
         rtol:float=1e-5,     # Largest output difference allowed, relative to the largest output, in eval mode
         verbose:bool=True,   # Print what was removed
         strict:bool=False,   # Raise when zero channels cannot be removed, instead of keeping them and reporting why
+        keep_input:bool=False, # Keep the last model compacted as `input_model` (a reference), to compare the compact copy with
     ):
         if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 < rtol < float('inf'):
             raise ValueError(f"rtol must be a positive float, got {rtol!r}")
-        for k, v in dict(verbose=verbose, strict=strict).items():
+        for k, v in dict(verbose=verbose, strict=strict, keep_input=keep_input).items():
             if not isinstance(v, bool): raise TypeError(f"{k} must be True or False, got {v!r}")
         store_attr()
         self.report = None   # what the last `prune_model` did: a dict, see `report_frame` and `kept_frame`
+        self.input_model = None  # with `keep_input`, the model the last `prune_model` compacted
 
     def __repr__(self): return f"Pruner(rtol={self.rtol:g}{', strict' if self.strict else ''})"
 
@@ -169,6 +182,8 @@ class Pruner:
                            channels_removed=sum(len(i) for _, i in plan), channels_kept=sum(k['channels'] for k in kept),
                            kept=kept, zero_weights=z, zero_weights_compact=zc,
                            removable_fraction=(z - zc) / z if z else 1., output_difference=diff)
+        if plan: attach_description(new, describe_compact(model, new, _kept_channels(plan)))  # so that it loads back (`load_compact`)
+        if self.keep_input: self.input_model = model
         if self.verbose: self._print()
         return new
 

@@ -11,7 +11,7 @@ from torch import Tensor
 from fastcore.basics import *
 from .core.granularity import available_modules
 from .core.criteria import n_zeros
-from .graph import model_outputs, modes_kept, inputs_for
+from .graph import model_outputs, modes_kept, inputs_for, plain_inputs
 
 # %% auto #0
 __all__ = ['prunable_layers', 'param_count', 'zero_weights', 'size_mb', 'layer_macs', 'macs', 'latency_ms', 'layer_stats',
@@ -51,7 +51,7 @@ def layer_macs(
 ) -> dict[str, int]:
     "Multiply-accumulates of one forward pass of one sample, for each module by name ('' is the whole model)"
     from torch.utils.flop_counter import FlopCounterMode
-    xs = tuple(x[:1] if isinstance(x, Tensor) else x for x in listify(example_inputs))
+    xs = tuple(x[:1] if isinstance(x, Tensor) else x for x in plain_inputs(example_inputs, model))
     counter = FlopCounterMode(display=False)
     with counter: model_outputs(model, xs)
     counts = {k.partition('.')[2] if '.' in k else ('' if k == 'Global' else None): sum(v.values()) // 2
@@ -71,7 +71,7 @@ def latency_ms(
     warmup:int=3,       # Untimed rounds first
 ) -> dict[str, float]:
     "Median milliseconds of one eval-mode forward pass of each model, timed in interleaved rounds"
-    xs, names, times = tuple(listify(example_inputs)), list(models), {k: [] for k in models}
+    xs, names, times = plain_inputs(example_inputs), list(models), {k: [] for k in models}
     with modes_kept(*models.values()), torch.inference_mode():
         for m in models.values(): m.eval()
         for r in range(warmup + repeats):
