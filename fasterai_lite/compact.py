@@ -13,6 +13,7 @@ from fastcore.basics import *
 from fastcore.foundation import L
 from fastcore.xtras import join_path_file
 from fastai.learner import Learner
+from .core.granularity import out_channel_dim
 
 # %% auto #0
 __all__ = ['DESCRIPTION_KEY', 'compact_description', 'describe_compact', 'attach_description', 'load_compact']
@@ -30,10 +31,25 @@ def _changed(before:nn.Module, after:nn.Module) -> dict:
     return {k: v for k, v in vars(after).items() if k != 'training' and _plain(v) and old.get(k) != v}
 
 # %% ../nbs/06a_compact.ipynb #790b1061
-def compact_description(model:nn.Module) -> dict|None:
-    "The description a compact model carries (see `describe_compact`), or None if it was never compacted"
+def _mask_text(kept:list, n:int) -> str:
+    "Channels `kept` of `n`, as 'n:hex bitmask': its length depends on `n` alone, so a model's size does not depend on which stay"
+    bits = ['0'] * n
+    for i in kept: bits[i] = '1'
+    return f"{n}:{int(''.join(bits), 2):0{(n + 3) // 4}x}"
+
+def _mask_channels(text:str) -> tuple[int, list[int]]:
+    "The channel count and the kept channels of a `_mask_text`"
+    n, h = text.split(':')
+    return int(n), [i for i, b in enumerate(format(int(h, 16), f'0{n}b')) if b == '1']
+
+def _stored(model:nn.Module) -> dict|None:
     t = model._buffers.get(DESCRIPTION_KEY)
     return None if t is None else json.loads(bytes(t.tolist()).decode())
+
+def compact_description(model:nn.Module) -> dict|None:
+    "What a compact model carries: `modules` (each module's changed size attributes), `kept` (each layer's kept channels); None if never compacted"
+    d = _stored(model)
+    return None if d is None else {**d, 'kept': {n: _mask_channels(t)[1] for n, t in d['kept'].items()}}
 
 def describe_compact(
     model:nn.Module,    # The model that was compacted, dense or compact already
@@ -41,14 +57,15 @@ def describe_compact(
     kept:dict,          # Layer name -> indices of the output channels (of `model`'s layer) that the copy keeps
 ) -> dict:
     "How `compact` differs from the original architecture: each module's changed size attributes, each layer's kept channels"
-    before = compact_description(model) or dict(modules={}, kept={})  # a second compaction composes with the first
+    before = _stored(model) or dict(modules={}, kept={})  # a second compaction composes with the first
     mods = dict(model.named_modules())
     modules = {n: {**before['modules'].get(n, {}), **_changed(mods[n], m)} for n, m in compact.named_modules() if n in mods}
-    kept_now = dict(before['kept'])
-    for n, idx in kept.items():
-        orig = before['kept'].get(n)
-        kept_now[n] = [int(i) for i in idx] if orig is None else [orig[i] for i in idx]
-    return dict(format='fasterai_lite.compact', version=1, modules={n: a for n, a in modules.items() if a}, kept=kept_now)
+    masks = dict(before['kept'])
+    for name, idx in kept.items():
+        if name in before['kept']: n, orig = _mask_channels(before['kept'][name])
+        else: n, orig = mods[name].weight.shape[out_channel_dim(mods[name])], None
+        masks[name] = _mask_text([int(i) if orig is None else orig[i] for i in idx], n)
+    return dict(format='fasterai_lite.compact', version=1, modules={n: a for n, a in modules.items() if a}, kept=masks)
 
 def attach_description(
     model:nn.Module,   # A compact model
@@ -92,7 +109,7 @@ def load_compact(
     if not isinstance(state, dict) or DESCRIPTION_KEY not in state:
         raise ValueError(f"{file if isinstance(file, (str, Path)) else 'This checkpoint'} holds no compact model (no "
                          f"{DESCRIPTION_KEY!r} entry): load a plain checkpoint with learn.load or load_state_dict")
-    desc = json.loads(bytes(state[DESCRIPTION_KEY].tolist()).decode())
+    desc = json.loads(bytes(state[DESCRIPTION_KEY].tolist()).decode())  # stored as it is
     new, mods = copy.deepcopy(model), dict(model.named_modules())
     missing = [n for n in desc['modules'] if n not in mods]
     if missing: raise ValueError(f"The compact model has modules {missing[:5]} that {type(model).__name__} has not: build "

@@ -4,81 +4,99 @@
 
 # %% ../nbs/07_demo.ipynb #5780eb64
 from __future__ import annotations
-import argparse, copy, tempfile, time
+import argparse, math, tempfile, time
 from pathlib import Path
 import pandas as pd
 import torch, torch.nn as nn
 from fastai.learner import Learner
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
+from fastai.vision.data import ImageDataLoaders
+from fastai.vision.augment import Resize, aug_transforms
+from fastai.data.transforms import Normalize
+from fastai.vision.core import imagenet_stats
+from fastai.vision.learner import vision_learner, create_vision_model
+from fastai.vision.models import resnet18, resnet34
+from fastai.vision.models.xresnet import xresnet18
 from .core.all import *
 from .sparsifier import Sparsifier
 from .callback import SparsifyCallback
 from .prune import Pruner
-from .stats import param_count, macs, size_mb, latency_ms
-from .data import digits_dls, digits_cnn, tiny_resnet
+from .stats import param_count, macs, size_mb, latency_table, speedup
+from .data import digits_images
 from .deploy import export_onnx, OnnxModel
 
 # %% auto #0
-__all__ = ['ARCHS', 'compare', 'deploy_line', 'run_demo', 'main']
+__all__ = ['ARCHS', 'compare', 'speedup_text', 'deploy_line', 'run_demo', 'main']
 
 # %% ../nbs/07_demo.ipynb #9135ed84
-ARCHS = {'cnn': lambda: digits_cnn((32, 64, 64)), 'resnet': lambda: tiny_resnet(32)}
-
-class _KeepingPruner(Pruner):
-    "A `Pruner` that keeps a copy of the sparse model it compacts, for the side-by-side table"
-    def prune_model(self, model, example_inputs=None):
-        self.sparse = copy.deepcopy(model)
-        return super().prune_model(model, example_inputs)
+ARCHS = {'resnet18': resnet18, 'resnet34': resnet34, 'xresnet18': xresnet18}  # for vision_learner, as fastai users pass them
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='python -m fasterai_lite.demo', description="Train a small CNN on scikit-learn's "
-        "digits with SparsifyCallback(..., prune=True), then compare the dense, sparse and compact models.")
+    p = argparse.ArgumentParser(prog='python -m fasterai_lite.demo', description="Train fastai's vision_learner on "
+        "scikit-learn's digits, written as an image folder, with SparsifyCallback(..., prune=True), then compare the "
+        "dense, sparse and compact models.")
     p.add_argument('--sparsity', type=float, default=50., help='target sparsity, in percent (default: 50)')
     p.add_argument('--granularity', default='filter', help="unit to prune (default: filter); only whole filters can be "
                    "removed, so other granularities give a sparse but not a smaller model")
-    p.add_argument('--context', default='global', choices=['local', 'global'], help='default: global')
+    p.add_argument('--context', default='local', choices=['local', 'global'], help='default: local')
     p.add_argument('--criteria', default='large_final', choices=available_criterias(), help='default: large_final')
     p.add_argument('--schedule', default='agp', choices=available_schedules(), help='default: agp')
-    p.add_argument('--epochs', type=int, default=10, help='default: 10')
-    p.add_argument('--lr', type=float, default=1e-2, help='peak learning rate of fit_one_cycle (default: 1e-2)')
-    p.add_argument('--arch', default='cnn', choices=list(ARCHS), help='a VGG-style CNN or a small residual net (default: cnn)')
+    p.add_argument('--epochs', type=int, default=3, help='default: 3')
+    p.add_argument('--lr', type=float, default=3e-3, help='peak learning rate of fit_one_cycle (default: 3e-3)')
+    p.add_argument('--arch', default='resnet18', choices=list(ARCHS), help='the body vision_learner builds (default: resnet18)')
+    p.add_argument('--size', type=int, default=32, help='side the 8x8 digits are resized to, in pixels (default: 32)')
     p.add_argument('--seed', type=int, default=0, help='default: 0')
+    p.add_argument('--data', type=Path, default=None, help="folder to write the digits to (default: fastai's data folder)")
     return p
 
 def _checked_callback(p:argparse.ArgumentParser, args) -> SparsifyCallback:
     "The demo's callback, every option checked before any training: a bad one ends in argparse's one-line error"
     if args.epochs < 1: p.error(f"argument --epochs: must be at least 1, got {args.epochs}")
-    if not args.lr > 0: p.error(f"argument --lr: must be positive, got {args.lr:g}")
+    if not (math.isfinite(args.lr) and args.lr > 0): p.error(f"argument --lr: must be a positive number, got {args.lr:g}")
+    if args.size < 8: p.error(f"argument --size: must be at least 8 (the digits are 8x8), got {args.size}")
     coupled = args.granularity == 'filter'
     try:
-        Sparsifier(ARCHS[args.arch](), args.granularity, args.context, args.criteria, coupled=coupled)  # against the net's layers
+        net = create_vision_model(ARCHS[args.arch], 10, pretrained=False)
+        Sparsifier(net, args.granularity, args.context, args.criteria, coupled=coupled,
+                   example_inputs=torch.randn(1, 3, args.size, args.size))  # against the net's layers
         return SparsifyCallback(args.sparsity, args.granularity, args.context, args.criteria, args.schedule,
-                                coupled=coupled, pruner=_KeepingPruner(verbose=False))
+                                coupled=coupled, pruner=Pruner(verbose=False, keep_input=True))
     except (ValueError, TypeError) as e: p.error(str(e))
-
 
 # %% ../nbs/07_demo.ipynb #10f4af6d
 def _train(args, cbs=()) -> Learner:
+    "fastai's pipeline from the image folder, and vision_learner on it, trained with `cbs`"
     set_seed(args.seed)
-    learn = Learner(digits_dls(seed=args.seed), ARCHS[args.arch](), loss_func=nn.CrossEntropyLoss(), metrics=accuracy)
+    dls = ImageDataLoaders.from_folder(digits_images(args.data), valid_pct=0.2, seed=args.seed, item_tfms=Resize(args.size),
+                                       batch_tfms=[*aug_transforms(do_flip=False, max_rotate=10, max_zoom=1.1, max_warp=0),
+                                                   Normalize.from_stats(*imagenet_stats)])
+    learn = vision_learner(dls, ARCHS[args.arch], pretrained=False, metrics=accuracy)
     learn.fit_one_cycle(args.epochs, args.lr, cbs=list(cbs))
     return learn
+
+def _ms(t:pd.DataFrame, name:str) -> str: return f"{t.loc[name, 'median']:.3f} ({t.loc[name, 'q1']:.3f}-{t.loc[name, 'q3']:.3f})"
 
 def compare(
     models:dict,     # Models to compare, by the name of their column
     learn:Learner,   # Its validation set scores them; its model is left as the last of `models`
-) -> pd.DataFrame:
-    "Accuracy, params, MACs, size and CPU latency of each model, side by side, on `learn`'s validation set"
+) -> tuple[pd.DataFrame, dict]:
+    "Accuracy, params, MACs, size and CPU latency (median and quartiles) side by side on `learn`'s validation set; and the latency tables by batch size"
     x = learn.dls.valid.one_batch()[0]
-    rows = {}
+    rows, tables = {}, {}
     for name, m in models.items():
         learn.model = m
         with learn.no_bar(), learn.no_logging(): acc = float(learn.validate()[1])
         rows[name] = {'accuracy': round(acc, 4), 'params': param_count(m), 'MACs': macs(m, x), 'size (MB)': round(size_mb(m), 4)}
     for bs in (1, len(x)):
-        for name, ms in latency_ms(models, x[:bs], repeats=50).items(): rows[name][f'latency bs={bs} (ms)'] = round(ms, 3)
-    return pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in rows.items()})  # object: ints stay ints
+        tables[bs] = latency_table(models, x[:bs], repeats=50)
+        for name in models: rows[name][f'latency bs={bs} (ms)'] = _ms(tables[bs], name)
+    return pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in rows.items()}), tables  # object: ints stay ints
+
+def speedup_text(table:pd.DataFrame, slow:str, fast:str) -> str:
+    "'2.31x faster than dense', or that the difference is within the noise (see `speedup`)"
+    s = speedup(table, slow, fast)
+    return f"within the noise of {slow}" if s is None else f"{s:.2f}x faster than {slow}"
 
 def deploy_line(
     dense:nn.Module,    # The model before pruning
@@ -90,30 +108,30 @@ def deploy_line(
         try: r = export_onnx(compact, Path(d)/'compact.onnx', x[:1])
         except ImportError as e: return f"deploy: skipped, {e}"
         runtime = OnnxModel(r.path, threads=torch.get_num_threads())
-        ms = {bs: latency_ms({'dense': dense, 'compact': compact, 'onnx': runtime}, x[:bs], repeats=50) for bs in (1, len(x))}
-    return "deploy: the compact model in ONNX Runtime (BatchNorms folded, checked against PyTorch), " + ", ".join(
-        f"{t['onnx']:.3f} ms at bs={bs} ({t['dense'] / t['onnx']:.2f}x faster than dense, {t['compact'] / t['onnx']:.2f}x than compact, in eager PyTorch)"
-        for bs, t in ms.items())
+        ts = {bs: latency_table({'dense': dense, 'compact': compact, 'onnx': runtime}, x[:bs], repeats=50) for bs in (1, len(x))}
+    return "deploy: the compact model in ONNX Runtime (BatchNorms folded, checked against PyTorch), ms median (quartiles): " + "; ".join(
+        f"bs={bs}: {_ms(t, 'onnx')}, {speedup_text(t, 'dense', 'onnx')}, {speedup_text(t, 'compact', 'onnx')} (eager PyTorch)"
+        for bs, t in ts.items())
 
 def run_demo(argv:list|None=None) -> pd.DataFrame:
     "Run the demo with command-line arguments `argv` (sys.argv if None); returns the comparison table"
     p = _parser()
     args = p.parse_args(argv)
     cb = _checked_callback(p, args)
-    pruner = cb.pruner  # what prune=True uses, keeping the sparse model for the table
     t = time.perf_counter()
-    print(f"1/2 dense baseline: {args.arch}, {args.epochs} epochs on scikit-learn's digits")
+    print(f"1/2 dense baseline: vision_learner({args.arch}), {args.epochs} epoch{'s' if args.epochs > 1 else ''} on scikit-learn's digits as an image folder")
     dense = _train(args)
     print(f"2/2 SparsifyCallback({args.sparsity:g}, {args.granularity!r}, {args.context!r}, {args.criteria}, "
           f"{args.schedule}, coupled={args.granularity == 'filter'}, prune=True)")
     learn = _train(args, [cb])
     compact = learn.model
-    table = compare({'dense': dense.model, 'sparse': pruner.sparse, 'compact': compact}, learn)
+    table, lat = compare({'dense': dense.model, 'sparse': cb.pruner.input_model, 'compact': compact}, learn)
     learn.model = compact
-    print(f"\nside by side (CPU, {torch.get_num_threads()} threads, latency: median of 50 interleaved runs):")
+    print(f"\nside by side (CPU, {torch.get_num_threads()} threads; latency: median (quartiles) of 50 interleaved runs, in ms):")
     print(table.to_string())
     print(f"\ncompact vs dense: {table.loc['params', 'dense'] / table.loc['params', 'compact']:.2f}x fewer params, "
-          f"{table.loc['MACs', 'dense'] / table.loc['MACs', 'compact']:.2f}x fewer MACs")
+          f"{table.loc['MACs', 'dense'] / table.loc['MACs', 'compact']:.2f}x fewer MACs; in eager PyTorch, "
+          + "; ".join(f"bs={bs} {speedup_text(t, 'dense', 'compact')}" for bs, t in lat.items()))
     print(deploy_line(dense.model, compact, learn.dls.valid.one_batch()[0]))
     print(f"done in {time.perf_counter() - t:.0f} s")
     return table

@@ -142,6 +142,8 @@ def export_onnx(
     try:
         with warnings.catch_warnings(record=True) as caught, torch.no_grad():
             warnings.simplefilter('always', torch.jit.TracerWarning)
+            # the TorchScript exporter, on purpose: its tracer warns of frozen branches (checked below), and it needs no onnxscript
+            warnings.filterwarnings('ignore', 'You are using the legacy TorchScript-based ONNX export', DeprecationWarning)
             try:
                 with _fd_stderr_dropped_on_error():  # a failing exporter also dumps its IR to stderr, which the error sums up
                     torch.onnx.export(new, xs, str(tmp), input_names=names, output_names=outs, opset_version=opset, dynamo=False,

@@ -176,13 +176,13 @@ class Pruner:
             new, plan, kept = self._compact(model, xs, {g.root: _CHANGES.format(g.consumers) for g in culprits})
             diff = output_difference(model, new, xs) if plan else 0.
             if diff > self.rtol: self._fail(diff, [])
+        if plan: attach_description(new, describe_compact(model, new, _kept_channels(plan)))  # so that it loads back (`load_compact`)
         z, zc = zero_weights(model), zero_weights(new)
         self.report = dict(params=param_count(model), params_compact=param_count(new), macs=macs(model, xs),
                            macs_compact=macs(new, xs), size_mb=size_mb(model), size_mb_compact=size_mb(new),
                            channels_removed=sum(len(i) for _, i in plan), channels_kept=sum(k['channels'] for k in kept),
                            kept=kept, zero_weights=z, zero_weights_compact=zc,
                            removable_fraction=(z - zc) / z if z else 1., output_difference=diff)
-        if plan: attach_description(new, describe_compact(model, new, _kept_channels(plan)))  # so that it loads back (`load_compact`)
         if self.keep_input: self.input_model = model
         if self.verbose: self._print()
         return new

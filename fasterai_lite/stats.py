@@ -14,8 +14,8 @@ from .core.criteria import n_zeros
 from .graph import model_outputs, modes_kept, inputs_for, plain_inputs
 
 # %% auto #0
-__all__ = ['prunable_layers', 'param_count', 'zero_weights', 'size_mb', 'layer_macs', 'macs', 'latency_ms', 'layer_stats',
-           'model_stats', 'compare_models']
+__all__ = ['prunable_layers', 'param_count', 'zero_weights', 'size_mb', 'layer_macs', 'macs', 'latency_table', 'latency_ms',
+           'speedup', 'layer_stats', 'model_stats', 'compare_models']
 
 # %% ../nbs/08_stats.ipynb #1265ac60
 def prunable_layers(model:nn.Module) -> dict[str, nn.Module]:
@@ -64,21 +64,40 @@ def macs(model:nn.Module, example_inputs) -> int:
     return layer_macs(model, example_inputs)['']
 
 # %% ../nbs/08_stats.ipynb #950ba41f
-def latency_ms(
+def latency_table(
     models:dict,        # Name -> model, timed side by side
     example_inputs,     # Input(s) for every model
     repeats:int=30,     # Rounds; each times every model once
     warmup:int=3,       # Untimed rounds first
-) -> dict[str, float]:
-    "Median milliseconds of one eval-mode forward pass of each model, timed in interleaved rounds"
+) -> pd.DataFrame:
+    "Milliseconds of one eval-mode forward pass of each model, timed in interleaved rounds: median and quartiles"
     xs, names, times = plain_inputs(example_inputs), list(models), {k: [] for k in models}
     with modes_kept(*models.values()), torch.inference_mode():
         for m in models.values(): m.eval()
         for r in range(warmup + repeats):
             for k in (names if r % 2 == 0 else names[::-1]):
                 t = time.perf_counter(); models[k](*xs); dt = time.perf_counter() - t
-                if r >= warmup: times[k].append(dt)
-    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
+                if r >= warmup: times[k].append(1e3 * dt)
+    q = {k: statistics.quantiles(v, n=4, method='inclusive') if len(v) > 1 else v * 3 for k, v in times.items()}
+    return pd.DataFrame({k: dict(median=statistics.median(v), q1=q[k][0], q3=q[k][2]) for k, v in times.items()}).T
+
+def latency_ms(
+    models:dict,        # Name -> model, timed side by side
+    example_inputs,     # Input(s) for every model
+    repeats:int=30,     # Rounds; each times every model once
+    warmup:int=3,       # Untimed rounds first
+) -> dict[str, float]:
+    "Median milliseconds of one eval-mode forward pass of each model, timed in interleaved rounds (see `latency_table`)"
+    return latency_table(models, example_inputs, repeats, warmup)['median'].to_dict()
+
+def speedup(
+    table:pd.DataFrame,  # A `latency_table`
+    slow:str,            # The model expected to be slower
+    fast:str,            # The model expected to be faster
+) -> float|None:
+    "How many times faster `fast` ran than `slow` (ratio of medians), or None when their quartile ranges overlap: noise"
+    if table.loc[fast, 'q3'] >= table.loc[slow, 'q1']: return None
+    return float(table.loc[slow, 'median'] / table.loc[fast, 'median'])
 
 # %% ../nbs/08_stats.ipynb #9e775f8b
 def layer_stats(

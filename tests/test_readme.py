@@ -1,6 +1,7 @@
-"""The README runs as written: its Python blocks in order, in one fresh interpreter, each printed output compared with
-the output block that the README shows under it (the loss, accuracy and time columns of fastai's log masked)."""
-import json, re, subprocess, sys
+"""The README runs as written, section by section: the Python blocks of each `## ` section in order, in a fresh
+interpreter of its own (so that each section runs on its own, as a reader copies it), each printed output compared
+with the output block that the README shows under it (the loss, accuracy and time columns of fastai's log masked)."""
+import json, re, subprocess, sys, pytest
 from helpers import ROOT, docs_script
 
 README = ROOT/'README.md'
@@ -43,9 +44,20 @@ def normalized(text:str) -> list[str]:
         out.append(line)
     return out
 
-def test_readme_blocks_run_and_print_what_it_shows():
-    pairs = blocks(README.read_text(encoding='utf-8'))
-    assert len(pairs) >= 8, "the README's Python examples were not found"
+def sections(text:str) -> dict[str, str]:
+    "The README's `## ` sections by heading"
+    parts = re.split(r'^## ', text, flags=re.M)[1:]
+    return {part.split('\n', 1)[0]: part for part in parts}
+
+README_SECTIONS = {h: pairs for h, part in sections(README.read_text(encoding='utf-8')).items() if (pairs := blocks(part))}
+
+def test_the_readme_has_its_examples():
+    assert list(README_SECTIONS) == ['A first look', 'Smaller and faster, on your own images']
+    assert sum(len(p) for p in README_SECTIONS.values()) >= 8, "the README's Python examples were not found"
+
+@pytest.mark.parametrize('heading', list(README_SECTIONS))
+def test_each_readme_section_runs_on_its_own_and_prints_what_it_shows(heading):
+    pairs = README_SECTIONS[heading]
     r = subprocess.run([sys.executable, '-c', RUNNER], input=json.dumps([s for s, _ in pairs]), capture_output=True,
                        text=True, timeout=900, cwd=README.parent)
     assert r.returncode == 0, r.stderr[-3000:]
