@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_deploy.ipynb #1d9bff17
 from __future__ import annotations
-import copy, importlib, inspect, os, tempfile, warnings
+import copy, importlib, inspect, os, sys, tempfile, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import pandas as pd
@@ -108,18 +108,21 @@ def _ort_difference(model:nn.Module, file:Path, xs:tuple) -> float:
 
 # %% ../nbs/14_deploy.ipynb #52932b07
 @contextmanager
-def _fd_stderr_dropped_on_error():
-    "What native code writes to stderr (file descriptor 2) inside, written out on exit unless an exception leaves"
-    saved, captured = os.dup(2), tempfile.TemporaryFile()
-    os.dup2(captured.fileno(), 2)
+def _native_output_dropped_on_error():
+    "What native code writes to stdout and stderr (file descriptors 1, 2) inside, written out on exit unless an exception leaves"
+    sys.stdout.flush(); sys.stderr.flush()
+    saved, captured = [os.dup(fd) for fd in (1, 2)], [tempfile.TemporaryFile() for _ in range(2)]
+    for fd, f in zip((1, 2), captured): os.dup2(f.fileno(), fd)
     ok = False
     try:
         yield
         ok = True
     finally:
-        os.dup2(saved, 2); os.close(saved)
-        if ok: captured.seek(0); os.write(2, captured.read())
-        captured.close()
+        sys.stdout.flush(); sys.stderr.flush()
+        for fd, old, f in zip((1, 2), saved, captured):
+            os.dup2(old, fd); os.close(old)
+            if ok: f.seek(0); os.write(fd, f.read())
+            f.close()
 
 def export_onnx(
     model:nn.Module,           # The model to export; an eval copy is exported, and the model is left as it is
@@ -145,7 +148,7 @@ def export_onnx(
             # the TorchScript exporter, on purpose: its tracer warns of frozen branches (checked below), and it needs no onnxscript
             warnings.filterwarnings('ignore', 'You are using the legacy TorchScript-based ONNX export', DeprecationWarning)
             try:
-                with _fd_stderr_dropped_on_error():  # a failing exporter also dumps its IR to stderr, which the error sums up
+                with _native_output_dropped_on_error():  # a failing exporter also prints its IR, which the error sums up
                     torch.onnx.export(new, xs, str(tmp), input_names=names, output_names=outs, opset_version=opset, dynamo=False,
                                       dynamic_axes={n: {0: 'batch'} for n in names + outs})
             except torch.onnx.errors.OnnxExporterError as e:  # the exporter's first line names the op; the rest is its IR dump
