@@ -14,6 +14,7 @@ from fastai.callback.core import Callback
 from fastai.callback.tracker import TrackerCallback
 from fastai.learner import Learner, ValueMetric, SkipToEpoch
 import fastai.callback.schedule  # defines Learner.fine_tune, which this module wraps
+from fastai.callback.schedule import LRFinder
 from fastai.torch_core import get_model, rank_distrib
 from .core.criteria import *
 from .core.schedule import *
@@ -94,6 +95,9 @@ class SparsifyCallback(Callback):
 
     def before_fit(self):
         "Check the arguments against the model, then build the Sparsifier, or resume the state `learn.load` found"
+        if _only_evaluating(self.learn):  # validate, get_preds, lr_find: fastai skips this callback until their after_fit
+            self.run = False
+            return
         if self.active: self._cleanup()  # an exception ended the last fit, and the callback (added by add_cb) stayed on
         if self._fine_tune_warmup():
             self.run = False  # fastai skips this callback's events until after_fit, and sets it back then
@@ -304,7 +308,12 @@ class _SparsifyEnd(Callback):
     "Runs `SparsifyCallback.finish` after every callback that may reload weights at the end of fit"
     order, run_train, run_valid = 70, False, False  # only after_fit: fastai then skips it cheaply on every batch
     def __init__(self, owner:SparsifyCallback): self.owner = owner
-    def after_fit(self): self.owner.finish()
+    def after_fit(self):
+        if not _only_evaluating(self.learn): self.owner.finish()  # a validate() inside the fit ends with an after_fit too
+
+def _only_evaluating(learn:Learner) -> bool:
+    "Whether fastai runs fit's events only to evaluate (validate, get_preds hold the learner's lock) or to find a learning rate"
+    return learn.lock.locked() or any(isinstance(c, LRFinder) for c in learn.cbs)  # lr_find puts the weights back after
 
 def _shared_seed() -> int|None:
     "Under DDP, a seed drawn on rank 0 and sent to every process, so random criteria draw the same numbers everywhere"

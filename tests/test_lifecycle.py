@@ -165,3 +165,36 @@ def test_mixed_precision_keeps_masks_exact_and_compacts(tmp_path, precision):
         learn.fit_one_cycle(2, 1e-2, cbs=[SparsifyCallback(50, 'filter', 'global', 'large_final', 'agp', coupled=True, prune=True), chk])
     assert chk.checked > 0 and any(isinstance(c, MixedPrecision) for c in learn.cbs)
     assert sum(m.out_channels for m in learn.model.modules() if isinstance(m, nn.Conv2d)) < 80 and not ours(learn)
+
+@pytest.mark.parametrize('evaluate', ['validate', 'get_preds', 'lr_find'])
+def test_evaluating_with_the_callback_attached_leaves_the_model_alone(tmp_path, evaluate):
+    "With the callback added to the learner, evaluation (and lr_find) neither sparsifies, nor moves the schedule, nor leaves buffers"
+    learn = learner(tmp_path)
+    cb = SparsifyCallback(50, 'weight', 'global', 'large_final', 'agp', layer_type=(nn.Conv2d, nn.Linear))
+    learn.add_cb(cb)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(2, 1e-2)  # a sparse fit first: its zeros must stay as they are
+        before, report = {k: v.clone() for k, v in learn.model.state_dict().items()}, cb.report
+        if evaluate == 'lr_find': learn.lr_find(num_it=10, show_plot=False)
+        else: getattr(learn, evaluate)()
+    after = learn.model.state_dict()
+    assert list(after) == list(before) and all(torch.equal(after[k], v) for k, v in before.items())
+    assert cb.report is report and not ours(learn)[:-1] and ours(learn)[-1] is cb  # only the callback the user added
+
+class ValidateMidFit(Callback):
+    "Calls learn.validate() at the end of the first epoch, as some callbacks do, and records the masks around it"
+    order, masks = 65, None
+    def after_epoch(self):
+        if self.epoch or self.masks is not None: return  # validate() runs after_epoch too
+        sp = self.learn.sparsify.sparsifier
+        self.masks = [{n: sp.masks.mask(n).clone() for n in sp.layers if sp.masks.mask(n) is not None} for _ in range(2)]
+        self.learn.validate()
+        self.masks[1] = {n: sp.masks.mask(n).clone() for n in sp.layers if sp.masks.mask(n) is not None}
+
+def test_a_validate_inside_the_fit_changes_no_mask(tmp_path):
+    learn, mid = learner(tmp_path), ValidateMidFit()
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(2, 1e-2, cbs=[SparsifyCallback(50, 'weight', 'global', 'large_final', 'lin', layer_type=(nn.Conv2d, nn.Linear)), mid])
+    (a, b) = mid.masks
+    assert a and list(a) == list(b) and all(torch.equal(a[n], b[n]) for n in a)
+    assert not ours(learn)

@@ -279,3 +279,48 @@ def test_cat_then_slice_channels_are_kept_never_emptied():
     p = Pruner(verbose=False); compact = p.prune_model(model, x)
     assert (compact.primary.out_channels, compact.cheap.out_channels, compact.mid.out_channels) == (6, 6, 4)
     assert 'SliceBackward0' in p.report['kept'][0]['reason'] and output_difference(model, compact, x) <= 1e-5
+
+class GhostModule(nn.Module):
+    "GhostNet's module: a primary 1x1 conv, a depthwise 'cheap' conv of its output, concatenated, sliced to `cout`"
+    def __init__(self, cin, cout, act=True):
+        super().__init__(); init, self.cout = -(-cout // 2), cout
+        A = (lambda: nn.ReLU(inplace=True)) if act else nn.Identity
+        self.primary = nn.Sequential(nn.Conv2d(cin, init, 1, bias=False), nn.BatchNorm2d(init), A())
+        self.cheap = nn.Sequential(nn.Conv2d(init, init, 3, padding=1, groups=init, bias=False), nn.BatchNorm2d(init), A())
+    def forward(self, x): p = self.primary(x); return torch.cat([p, self.cheap(p)], 1)[:, :self.cout]
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, c, r): super().__init__(); self.reduce, self.expand = nn.Conv2d(c, r, 1), nn.Conv2d(r, c, 1)
+    def forward(self, x): return x * nn.functional.hardsigmoid(self.expand(torch.relu(self.reduce(x.mean((2, 3), keepdim=True)))))
+
+class GhostBottleneck(nn.Module):
+    "A ghost module, a depthwise stride-2 conv, squeeze-excitation, a ghost module without activation, a shortcut added in place"
+    def __init__(self, cin, mid, cout, stride=1, se=0):
+        super().__init__()
+        self.g1 = GhostModule(cin, mid)
+        self.dw = nn.Sequential(nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False), nn.BatchNorm2d(mid)) if stride > 1 else nn.Identity()
+        self.se = SqueezeExcite(mid, max(4, int(mid * se) // 4 * 4)) if se else nn.Identity()
+        self.g2 = GhostModule(mid, cout, act=False)
+        self.short = nn.Identity() if cin == cout and stride == 1 else nn.Sequential(
+            nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+    def forward(self, x):
+        y = self.g2(self.se(self.dw(self.g1(x)))); y += self.short(x); return y
+
+def ghost_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True),
+        GhostBottleneck(16, 16, 16), GhostBottleneck(16, 48, 24, 2), GhostBottleneck(24, 72, 24), GhostBottleneck(24, 72, 40, 2, se=.25),
+        GhostBottleneck(40, 120, 40, se=.25), GhostBottleneck(40, 240, 80, 2), GhostBottleneck(80, 200, 80), GhostBottleneck(80, 480, 112, se=.25),
+        nn.Conv2d(112, 160, 1), nn.BatchNorm2d(160), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(160, 10)).eval()
+
+def test_ghostnet_compacts_losslessly_and_names_what_it_keeps():
+    "GhostNet's bottleneck once gave a conv with 0 output channels, and the output check crashed inside the forward"
+    net, x = ghost_net(), torch.randn(2, 3, 64, 64)
+    randomize_norms(net)
+    Sparsifier(net, 'out_channel', 'local', 'large_final', coupled=True, example_inputs=x).sparsify_model(50)
+    p = Pruner(verbose=False)
+    compact = p.prune_model(net, x)
+    assert output_difference(net, compact, x) <= 1e-5 and param_count(compact) < param_count(net) / 1.3
+    assert all(m.out_channels > 0 for m in compact.modules() if isinstance(m, nn.Conv2d))
+    kept = p.kept_frame()
+    assert len(kept) and kept.reason.str.contains('changes the outputs').all()  # the groups through the concatenation and slice
