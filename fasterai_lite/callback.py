@@ -4,7 +4,8 @@
 
 # %% ../nbs/03d_callback.ipynb #7fdbb539
 from __future__ import annotations
-import warnings
+import signal, threading, warnings
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn
@@ -18,8 +19,9 @@ from fastai.callback.schedule import LRFinder
 from fastai.torch_core import get_model, rank_distrib
 from .core.criteria import *
 from .core.schedule import *
+from .core.checks import check_int
 from .sparsifier import *
-from .sparsifier import _check_pct, _check_context, _check_int, _as_types, _as_nm, _known_granularity, _check_settings
+from .sparsifier import _check_pct, _check_context, _as_types, _as_nm, _known_granularity, _check_settings
 from .prune import Pruner
 from .graph import plain_inputs, channel_groups
 
@@ -27,6 +29,11 @@ from .graph import plain_inputs, channel_groups
 __all__ = ['SparsifyCallback', 'sparsity_state_file']
 
 # %% ../nbs/03d_callback.ipynb #50b22fc2
+def _plain(v):
+    "`v` with NumPy numbers (in a dict too) as Python's, which `torch.load(weights_only=True)` reads"
+    if isinstance(v, dict): return {k: _plain(x) for k, x in v.items()}
+    return v.item() if isinstance(v, np.generic) else v
+
 def _scaled(sparsity, f:float):
     "`sparsity` (a percentage or a dict of them) times `f`"
     return {k: v * f for k, v in sparsity.items()} if isinstance(sparsity, dict) else sparsity * f
@@ -61,11 +68,13 @@ class SparsifyCallback(Callback):
         else: _check_pct(sparsity)
         _check_context(context)
         criteria, schedule = as_criteria(criteria), as_schedule(schedule)
-        _known_granularity(granularity); _as_types(layer_type); _check_int(round_to, 'round_to')
+        _known_granularity(granularity); _as_types(layer_type); check_int(round_to, 'round_to')
         N_M = _as_nm(nm)
-        if N_M and not isinstance(sparsity, dict) and sparsity not in (0, 100 * (N_M[1] - N_M[0]) / N_M[1]):
+        if N_M and isinstance(sparsity, dict):
+            raise ValueError(f"N:M sparsity {N_M[0]}:{N_M[1]} prunes the same share of every layer: give one percentage, not a dict")
+        if N_M and sparsity not in (0, 100 * (N_M[1] - N_M[0]) / N_M[1]):
             raise ValueError(f"N:M sparsity {N_M[0]}:{N_M[1]} prunes exactly {100 * (N_M[1] - N_M[0]) / N_M[1]:g}%, got sparsity={sparsity!r}")
-        _check_int(rewind_epoch, 'rewind_epoch', minimum=0, none_ok=False); _check_int(update_every, 'update_every')
+        check_int(rewind_epoch, 'rewind_epoch', minimum=0, none_ok=False); check_int(update_every, 'update_every')
         if max_layer_sparsity is not None: _check_pct(max_layer_sparsity, 'max_layer_sparsity')
         if coupled and model is not None:
             raise ValueError("coupled=True traces the whole learn.model to find coupled channels: choose the layers with "
@@ -74,6 +83,7 @@ class SparsifyCallback(Callback):
         if start_masks is not None and (not isinstance(start_masks, dict) or not start_masks):
             raise ValueError(f"start_masks must be a non-empty dict of layer name -> keep-mask, got {start_masks!r}")
         if prune and pruner is None: pruner = Pruner(verbose=False)
+        sparsity, max_layer_sparsity = _plain(sparsity), _plain(max_layer_sparsity)  # saved in checkpoints: weights_only loads them
         store_attr()
         self.sparsifier, self.report, self.prune_report, self.active = None, None, None, False
 
@@ -84,9 +94,14 @@ class SparsifyCallback(Callback):
 
     @learn.setter
     def learn(self, learn):
-        # fastai removes the callbacks of `fit(cbs=...)` even when an exception ends the fit: the one hook that always runs
-        if learn is None and self.__dict__.get('active'): self._abort()
-        self.__dict__['_learn'] = learn
+        # fastai removes the callbacks of `fit(cbs=...)` even when an exception ends the fit: the one hook that always runs.
+        # It must not raise, or fastai stops removing callbacks and this one stays on for the next fit
+        try:
+            if learn is None and self.__dict__.get('active'): self._abort()
+        except Exception as e: warnings.warn(f"SparsifyCallback: cleaning up after an interrupted fit raised {type(e).__name__}: {e}; "
+                                             f"the callback and its masks are off the learner and the model all the same")
+        except KeyboardInterrupt: pass  # a second Ctrl-C: the exception that ends the fit is already on its way
+        finally: self.__dict__['_learn'] = learn
 
     @property
     def final_target(self):
@@ -103,6 +118,8 @@ class SparsifyCallback(Callback):
             self.run = False  # fastai skips this callback's events until after_fit, and sets it back then
             return
         model = ifnone(self.model, get_model(self.learn.model))  # under DDP, the user's model and layer names, not `module.`
+        if self.model is not None and not any(m is self.model for m in get_model(self.learn.model).modules()):
+            raise ValueError(f"model= must be learn.model or one of its modules, got a {type(self.model).__name__} that is not in it")
         start = self.schedule.start_pct * self.n_epoch
         if self.lth and self.rewind_epoch > start:
             raise ValueError(f"rewind_epoch ({self.rewind_epoch}) is after the schedule starts pruning (epoch {start:g} of "
@@ -163,8 +180,8 @@ class SparsifyCallback(Callback):
         if state is not None: self.load_state_dict(state)
 
     def _example(self) -> tuple:
-        "The inputs of one validation sample, to trace and measure the model with"
-        dl = self.dls.valid
+        "The inputs of one sample, to trace and measure the model with: from the validation set, or the training set without one"
+        dl = next(dl for dl in self.dls.loaders[1:2] + self.dls.loaders[:1] if len(dl))
         dl = getattr(dl, 'dl', dl)  # under DDP, the loader inside fastai's DistributedDL: one sample is all it takes
         return plain_inputs(tuple(x[:1] for x in dl.one_batch()[:getattr(self.dls, 'n_inp', 1)]))  # fastai's own default
 
@@ -247,11 +264,16 @@ class SparsifyCallback(Callback):
         finally: self._cleanup()
 
     def _cleanup(self):
-        "Take the masks and references off the model, and the metric and end-of-fit callback off the learner"
-        self.active = False
-        self.sparsifier.remove()
-        self.sparsifier = None  # it holds the model's layers: a learner exported with this callback must not carry them
-        learn = self.learn
+        "Take the masks and references off the model, and the metric and end-of-fit callback off the learner: every step, whatever raises"
+        self.active, sp, self.sparsifier = False, self.sparsifier, None  # the Sparsifier holds the layers: an exported learner must not
+        learn, error = self.learn, None
+        with _interrupt_deferred():
+            for step in (sp.remove, lambda: self._off_learner(learn)):
+                try: step()
+                except Exception as e: error = error or e
+        if error is not None: raise error
+
+    def _off_learner(self, learn):
         if learn is None: return
         learn.metrics = [m for m in learn.metrics if m is not self.metric]
         if self.end_cb in learn.cbs: learn.remove_cb(self.end_cb)
@@ -321,6 +343,17 @@ def _shared_seed() -> int|None:
     s = torch.randint(2**62, (1,), device='cuda' if torch.distributed.get_backend() == 'nccl' else 'cpu')
     torch.distributed.broadcast(s, 0)
     return int(s)
+
+@contextmanager
+def _interrupt_deferred():
+    "Within: a Ctrl-C waits until the block is done, then raises (in the main thread, where signals arrive)"
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    caught = []
+    old = signal.signal(signal.SIGINT, lambda *a: caught.append(a))
+    try: yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if caught: raise KeyboardInterrupt
 
 # %% ../nbs/03d_callback.ipynb #a2a8f5c4
 _fastai_save = getattr(Learner.save, 'fastai_original', Learner.save)  # fastai's own, whatever imported this module before

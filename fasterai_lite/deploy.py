@@ -11,6 +11,7 @@ import pandas as pd
 import torch, torch.nn as nn
 from fastcore.basics import *
 from .core.granularity import out_channel_dim
+from .core.checks import check_int, check_positive
 from .graph import _dependency_graph, inputs_for, model_outputs
 from .prune import output_difference
 
@@ -55,6 +56,7 @@ def fold_batchnorms(
     rtol:float=1e-5,      # Largest output difference allowed, relative to the largest output, in eval mode
 ) -> tuple[nn.Module, pd.DataFrame]:
     "An eval-mode copy of `model` with its BatchNorms folded into the layers before them, checked lossless; and the report"
+    check_positive(rtol, 'rtol')
     xs = inputs_for(model, example_inputs)
     new = copy.deepcopy(model).eval()
     pairs, kept = norm_pairs(new, xs)
@@ -96,6 +98,8 @@ class OnnxModel(nn.Module):
         self.path, self.session = str(path), ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
 
     def forward(self, *xs):
+        names = [i.name for i in self.session.get_inputs()]
+        if len(xs) != len(names): raise ValueError(f"{self.path} takes {len(names)} input(s) {names}, got {len(xs)}")
         outs = self.session.run(None, {i.name: x.detach().cpu().numpy() for i, x in zip(self.session.get_inputs(), xs)})
         outs = [torch.from_numpy(o) for o in outs]
         return outs[0] if len(outs) == 1 else tuple(outs)
@@ -133,6 +137,7 @@ def export_onnx(
     opset:int|None=None,       # ONNX opset version; torch's default if None
 ) -> pd.Series:
     "Write `model` to an ONNX file with a dynamic batch dimension, checked in ONNX Runtime against PyTorch; the report"
+    check_positive(rtol, 'rtol'); check_int(opset, 'opset', minimum=7)  # ONNX Runtime runs opsets from 7
     onnx = _require('onnx')
     path = Path(path)
     if not path.parent.is_dir(): raise ValueError(f"Cannot write {str(path)!r}: the folder {str(path.parent)!r} does not exist")

@@ -17,7 +17,7 @@ from torch_pruning.dependency.group import Group as TPGroup
 
 # %% auto #0
 __all__ = ['ChannelGroup', 'modes_kept', 'GraphError', 'channel_groups', 'model_outputs', 'dummy_inputs', 'plain_inputs',
-           'inputs_for', 'following_norms']
+           'inputs_for', 'following_norms', 'tied_weights', 'refuse_tied']
 
 # %% ../nbs/05_graph.ipynb #db4ae3da
 @dataclass
@@ -273,3 +273,21 @@ def following_norms(
         src = _norm_source(node, DG)
         if src is not None: out.setdefault(src, []).append(DG._module2name[m])
     return out
+
+# %% ../nbs/05_graph.ipynb #03962023
+def tied_weights(model:nn.Module) -> list[list[str]]:
+    "Names of the modules that share one weight tensor, in groups of two or more"
+    owners = {}
+    for name, m in model.named_modules(remove_duplicate=False):  # a module registered twice shares its weight too
+        w = m._parameters.get('weight')
+        if w is not None: owners.setdefault(id(w), []).append(name)
+    return [names for names in owners.values() if len(names) > 1]
+
+def refuse_tied(
+    model:nn.Module,  # The model about to be changed
+    doing:str,        # What would change it, for the error
+):
+    "Raise a ValueError naming the modules of `model` that share a weight, if any"
+    tied = tied_weights(model)
+    if tied: raise ValueError(f"{doing} cannot work on tied weights: modules {' and '.join(map(repr, tied[0]))} share one weight "
+                              f"tensor, and changing one would change or untie the other. Untie them first")

@@ -12,6 +12,7 @@ from .core.criteria import Criteria, as_criteria, n_zeros
 from .core.granularity import get_dim, units_kept
 from .select import select_lowest
 from .sparsifier import Sparsifier, sparsifiable_layers
+from .graph import refuse_tied
 
 # %% auto #0
 __all__ = ['pruned_tensors', 'to_torch_prune', 'from_torch_prune', 'CriteriaPruning', 'criteria_prune']
@@ -44,6 +45,7 @@ def to_torch_prune(
     live = isinstance(source, Sparsifier)
     if not live and not isinstance(source, nn.Module): raise TypeError(f"source must be a Sparsifier or an nn.Module, got {type(source).__name__}")
     model = source.model if live else source
+    refuse_tied(model, 'to_torch_prune')
     if pruned_tensors(model): raise ValueError(f"The model is already pruned by torch.nn.utils.prune: {[f'{mn}.{t}' for mn, _, t in pruned_tensors(model)][:5]}")
     pairs = source.masks.tensor_masks() if live else _model_masks(model, layer_type)
     if not pairs: raise ValueError("The Sparsifier has no masks to export: call sparsify_model first")

@@ -27,6 +27,9 @@ class Masks:
         layers:dict[str, nn.Module],  # Layers by name, each with a `weight`
         followers:dict|None=None,     # Layer name -> [(tensor, positions, channels)] zeroed with its output channels
     ):
+        taken = [(n, b) for n, m in layers.items() for b in _BUFFERS.values() if hasattr(m, b)]
+        if taken: raise ValueError(f"Layer {taken[0][0]!r} already has a {taken[0][1]!r} attribute, the name a Sparsifier keeps its "
+                                   f"state under: another live Sparsifier's (call its remove() first), or the model's own (rename it)")
         self.layers, self.followers = layers, ifnone(followers, {})
         self.n_pruned, self._applied = {n: 0 for n in layers}, None  # units each mask prunes; the cached `apply` plan
 

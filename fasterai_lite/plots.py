@@ -11,6 +11,7 @@ import torch, torch.nn as nn
 from fastcore.basics import *
 from fastai.learner import Recorder
 from .stats import prunable_layers, layer_stats
+from .core.checks import check_int
 
 # %% auto #0
 __all__ = ['plot_weight_hist', 'plot_kernels', 'plot_layer_sparsity']
@@ -30,6 +31,7 @@ def plot_weight_hist(
     ncols:int=3,                   # Layers per row
 ):
     "Histogram of each prunable layer's nonzero weights (and of all its weights `before` pruning); returns the figure"
+    check_int(bins, 'bins', none_ok=False); check_int(ncols, 'ncols', none_ok=False)
     layers, ref = prunable_layers(model), prunable_layers(before) if before is not None else {}
     fig, axs = _grid(len(layers), ncols, (4, 2.6))
     for ax, (name, m) in zip(axs, layers.items()):
@@ -53,6 +55,7 @@ def plot_kernels(
     annotate:bool|None=None,  # Write the values in; None: only for kernels of at most 5x5
 ):
     "A grid of heatmaps of the kernels of conv `layer` for `in_channel`, zeros marked; returns the figure"
+    check_int(max_kernels, 'max_kernels', none_ok=False); check_int(ncols, 'ncols', none_ok=False)
     mods = dict(model.named_modules())
     if not isinstance(mods.get(layer), nn.Conv2d):
         convs = [n for n, m in mods.items() if isinstance(m, nn.Conv2d)]

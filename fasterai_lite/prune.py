@@ -4,12 +4,13 @@
 
 # %% ../nbs/06_prune.ipynb #79d03edc
 from __future__ import annotations
-import copy, warnings
+import copy, math, warnings
 import pandas as pd
 import torch, torch.nn as nn
 from torch import Tensor
 from fastcore.basics import *
 from .core.granularity import out_channel_dim
+from .core.checks import check_positive
 from .graph import *
 from .stats import param_count, zero_weights, macs, size_mb
 from .compact import describe_compact, attach_description
@@ -67,7 +68,8 @@ def output_difference(
     try: ob = model_outputs(b, xb)
     except RuntimeError: return float('inf')  # `b` cannot even run on them (a layer's width does not fit its input)
     if [o.shape for o in oa] != [o.shape for o in ob]: return float('inf')
-    return max(float((x - y).abs().max() / x.abs().max().clamp_min(torch.finfo(torch.float32).tiny)) for x, y in zip(oa, ob))
+    d = max(float((x - y).abs().max() / x.abs().max().clamp_min(torch.finfo(torch.float32).tiny)) for x, y in zip(oa, ob))
+    return float('inf') if math.isnan(d) else d  # a NaN anywhere is no evidence of equal outputs
 
 # %% ../nbs/06_prune.ipynb #4fd15f8b
 def _remove(mods:dict, DG, g:ChannelGroup, idxs:list[int]):
@@ -96,8 +98,7 @@ class Pruner:
         strict:bool=False,   # Raise when zero channels cannot be removed, instead of keeping them and reporting why
         keep_input:bool=False, # Keep the last model compacted as `input_model` (a reference), to compare the compact copy with
     ):
-        if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 < rtol < float('inf'):
-            raise ValueError(f"rtol must be a positive float, got {rtol!r}")
+        check_positive(rtol, 'rtol')
         for k, v in dict(verbose=verbose, strict=strict, keep_input=keep_input).items():
             if not isinstance(v, bool): raise TypeError(f"{k} must be True or False, got {v!r}")
         store_attr()
@@ -162,6 +163,7 @@ class Pruner:
         example_inputs=None,  # Input(s) to trace and check it with; if None, guessed from the first layer (`dummy_inputs`)
     ) -> nn.Module:
         "A compact copy of `model` without its zero output channels, with the same outputs; what stays is in `report['kept']`"
+        refuse_tied(model, 'Pruner')
         xs = inputs_for(model, example_inputs)
         try: new, plan, kept = self._compact(model, xs, {})
         except GraphError as e:  # no graph, no safe removal: an equal copy, and why

@@ -9,8 +9,9 @@ import matplotlib.pyplot as plt
 import torch, torch.nn as nn
 from fastcore.basics import *
 from fastprogress.fastprogress import progress_bar
-from .core.criteria import Criteria
-from .core.schedule import check_range
+import fastai.callback.progress  # Learner.no_bar, which the scan's evaluations use
+from .core.criteria import Criteria, as_criteria
+from .core.checks import check_range
 from .graph import modes_kept
 from .sparsifier import Sparsifier, sparsifiable_layers, _as_types
 
@@ -47,7 +48,11 @@ def sensitivity_scan(
     layers:list|None=None,                     # Names of the layers to scan; every layer of `layer_type` if None
 ) -> pd.DataFrame:
     "Validation metric with each layer pruned alone at each sparsity: one row per (layer, sparsity)"
-    model, sparsities = learn.model, _check_sparsities(sparsities)
+    model, sparsities, crit = learn.model, _check_sparsities(sparsities), as_criteria(criteria)
+    if crit.reference_kind is not None:
+        raise ValueError(f"sensitivity_scan prunes a trained model at once, but criteria {crit.name!r} compares the weights with "
+                         f"their {crit.reference_kind!r} ones, which a scan does not have: every score would tie. Use a magnitude "
+                         f"criteria such as 'large_final'")
     names = _scan_layers(model, layer_type, layers)
     higher_better = bool(learn.metrics)
     metric = learn.metrics[0].name if learn.metrics else 'valid_loss'
@@ -102,6 +107,9 @@ def sensitivity_targets(
 ) -> dict[str, float]:
     "{layer: sparsity %} that meets `sparsity` overall, pruning most where the scan says it hurts least"
     check_range(sparsity, 'sparsity', 0, 100, 'a percentage'); check_range(budget, 'budget', 0, float('inf'), 'a number')
+    if not isinstance(scan, pd.DataFrame) or scan.empty or not {'layer', 'sparsity', 'params'} <= set(scan.columns):
+        raise ValueError(f"scan must be a frame from sensitivity_scan, with rows and its layer, sparsity and params columns, got "
+                         f"{'an empty frame' if isinstance(scan, pd.DataFrame) and scan.empty else type(scan).__name__}")
     layers = {n: d.sort_values('sparsity') for n, d in scan.groupby('layer', sort=False)}
     w = {n: float(d.params.iloc[0]) for n, d in layers.items()}
     def overall(drop): return {n: _reach(d, drop) for n, d in layers.items()}

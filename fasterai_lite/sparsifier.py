@@ -11,10 +11,10 @@ from torch import Tensor
 from fastcore.basics import *
 from .core.granularity import *
 from .core.criteria import *
-from .core.schedule import check_range
+from .core.checks import check_range, check_int
 from .select import select_lowest
 from .masks import Masks
-from .graph import ChannelGroup, channel_groups, following_norms, inputs_for
+from .graph import ChannelGroup, channel_groups, following_norms, inputs_for, refuse_tied
 
 # %% auto #0
 __all__ = ['sparsifiable_layers', 'Sparsifier']
@@ -27,12 +27,6 @@ def _check_pct(v, what:str='sparsity') -> float: return check_range(v, what, 0, 
 def _check_context(c) -> str:
     if c not in _CONTEXTS: raise ValueError(f"Unknown context {c!r}: allowed are {list(_CONTEXTS)}")
     return c
-
-def _check_int(v, what:str, minimum:int=1, none_ok:bool=True):
-    "Raise unless `v` is an int >= `minimum` (or None, if `none_ok`)"
-    if v is None and none_ok: return
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise ValueError(f"{what} must be a {'positive' if minimum == 1 else 'non-negative'} int{' or None' if none_ok else ''}, got {v!r}")
 
 def _as_types(layer_type) -> tuple[type, ...]:
     "`layer_type` as a tuple of nn.Module subclasses"
@@ -51,7 +45,7 @@ def _as_nm(nm) -> tuple[int, int]|None:
     "The (N, M) of an N:M pattern: False for none, True for 2:4"
     if nm is False or nm is None: return None
     if nm is True: return (2, 4)
-    if isinstance(nm, (tuple, list)) and len(nm) == 2 and all(isinstance(i, int) for i in nm) and 0 < nm[0] < nm[1]:
+    if isinstance(nm, (tuple, list)) and len(nm) == 2 and all(isinstance(i, int) and not isinstance(i, bool) for i in nm) and 0 < nm[0] < nm[1]:
         return tuple(nm)
     raise ValueError(f"nm must be False, True (2:4) or a pair (N, M) with 0 < N < M, got {nm!r}")
 
@@ -67,6 +61,17 @@ def sparsifiable_layers(
         raise ValueError(f"No layer of type {[t.__name__ for t in types]} in {type(model).__name__}; "
                          f"its prunable layers are {present}")
     return layers
+
+def _why_not_maskable(m:nn.Module) -> str|None:
+    "Why a layer's weight cannot be masked in place, or None: it does not exist yet, or it is computed from other tensors"
+    from torch.nn.utils import parametrize
+    w = m.weight
+    if isinstance(w, nn.parameter.UninitializedParameter): return "is a lazy module that has not run yet: run a batch through the model first"
+    if w.is_meta: return "is on the meta device, without values: load or initialise its weights first"
+    if parametrize.is_parametrized(m, 'weight') or any(hasattr(m, a) for a in ('weight_orig', 'weight_g', 'weight_v')):
+        return ("has a parametrized weight (weight_norm, spectral_norm or torch.nn.utils.parametrize), recomputed at every forward, "
+                "so zeros written into it do not hold: remove the parametrization first")
+    return None
 
 # %% ../nbs/03c_sparsifier.ipynb #1c42d457
 def _affine(bn:nn.Module) -> list[Tensor]: return [t for t in (bn.weight, bn.bias) if t is not None]
@@ -96,8 +101,13 @@ class Sparsifier:
         _check_context(context)
         criteria, nm = as_criteria(criteria), _as_nm(nm)
         if not isinstance(granularity, str): raise TypeError(f"granularity must be a name, got {granularity!r}")
+        refuse_tied(model, 'A Sparsifier')
         layers = sparsifiable_layers(model, layer_type)
+        bad = next(((n, why) for n, m in layers.items() if (why := _why_not_maskable(m))), None)
+        if bad: raise ValueError(f"Layer {bad[0]!r} {bad[1]}")
         dims = {n: get_dim(m, granularity) for n, m in layers.items()}  # raises for an unknown granularity
+        if nm and granularity != 'weight':
+            raise ValueError(f"N:M sparsity keeps N of every M weights: it needs granularity='weight', got {granularity!r}")
         if nm: self._check_nm(layers, nm)
         if coupled and nm: raise ValueError("coupled=True removes whole channels; it cannot be combined with N:M sparsity")
         if max_layer_sparsity is not None: _check_pct(max_layer_sparsity, 'max_layer_sparsity')
@@ -223,7 +233,7 @@ class Sparsifier:
         round_to:int|None=None,   # Keep a multiple of this many units in each layer (local groups)
     ) -> dict[tuple[str, ...], int]:
         "Units to prune in each selection group (a tuple of layer names) to reach `sparsity`; cheap, touches nothing"
-        _check_int(round_to, 'round_to')
+        check_int(round_to, 'round_to')
         out = {}
         for names, pct in self._targets(sparsity):
             u = sum(self.units[n] for n in names)
@@ -252,6 +262,9 @@ class Sparsifier:
         crit = self.criteria
         layers = [p for n in names for p in self.coupling[n].producers] if self.coupled else names
         raw = {n: crit.transform(self.layers[n].weight, self._reference(n), self.rng) for n in layers}
+        bad = next((n for n, r in raw.items() if not bool(torch.isfinite(r).all())), None)
+        if bad is not None: raise ValueError(f"Layer {bad!r} has NaN or infinite {crit.name} scores (its weights, or the weights they "
+                                             f"are compared with, are not finite): its units cannot be ranked")
         floor = min(float(r.min()) for r in raw.values()) if len(raw) > 1 else None
         scores = {n: crit.finish(r, self.dims[n], self.masks.mask(n), floor) for n, r in raw.items()}
         return [self._group_scores(n, scores) for n in names] if self.coupled else [scores[n] for n in names]

@@ -11,6 +11,7 @@ from torch import Tensor
 from fastcore.basics import *
 from .core.granularity import available_modules
 from .core.criteria import n_zeros
+from .core.checks import check_int
 from .graph import model_outputs, modes_kept, inputs_for, plain_inputs
 
 # %% auto #0
@@ -40,6 +41,7 @@ def size_mb(
     nonzero:bool=False,        # Count only nonzero elements (what a sparse format stores, indices aside)
 ) -> float:
     "Megabytes (1e6 bytes) of the model; with `data_width`, its parameters alone at that width, as the MIT lab counts"
+    check_int(data_width, 'data_width')
     ts = list(model.parameters()) + ([] if data_width else list(model.buffers()))
     bits = sum((t.numel() - n_zeros(t) if nonzero else t.numel()) * (data_width or 8 * t.element_size()) for t in ts)
     return bits / 8e6
@@ -71,6 +73,8 @@ def latency_table(
     warmup:int=3,       # Untimed rounds first
 ) -> pd.DataFrame:
     "Milliseconds of one eval-mode forward pass of each model, timed in interleaved rounds: median and quartiles"
+    check_int(repeats, 'repeats', none_ok=False); check_int(warmup, 'warmup', minimum=0, none_ok=False)
+    if not models: raise ValueError("latency_table needs at least one model to time, got an empty dict")
     xs, names, times = plain_inputs(example_inputs), list(models), {k: [] for k in models}
     with modes_kept(*models.values()), torch.inference_mode():
         for m in models.values(): m.eval()
@@ -100,12 +104,17 @@ def speedup(
     return float(table.loc[slow, 'median'] / table.loc[fast, 'median'])
 
 # %% ../nbs/08_stats.ipynb #9e775f8b
+def _check_prunable(model:nn.Module):
+    if not prunable_layers(model):
+        raise ValueError(f"{type(model).__name__} has no layer to report on: none of {[t.__name__ for t in available_modules()]}")
+
 def layer_stats(
     model:nn.Module,      # The model to measure
     example_inputs=None,  # Input(s) to count MACs with; guessed from the first layer if None
     data_width:int=32,    # Bits per parameter, for the sizes
 ) -> pd.DataFrame:
     "One row per prunable layer: type, params, nonzero params, sparsity %, MACs (all, nonzero), size in MB (all, nonzero)"
+    _check_prunable(model)
     lm, rows = layer_macs(model, inputs_for(model, example_inputs)), []
     for name, m in prunable_layers(model).items():
         p, nz = param_count(m), param_count(m, nonzero=True)
@@ -121,6 +130,7 @@ def model_stats(
     data_width:int=32,    # Bits per parameter, for the sizes
 ) -> pd.Series:
     "The whole model's params, nonzero params, sparsity %, MACs (all, nonzero) and size in MB (all, nonzero)"
+    _check_prunable(model)
     xs = inputs_for(model, example_inputs)
     layers, total = layer_stats(model, xs, data_width), macs(model, xs)
     p, nz = param_count(model), param_count(model, nonzero=True)
@@ -134,6 +144,7 @@ def compare_models(
     data_width:int=32,    # Bits per parameter, for the sizes
 ) -> pd.DataFrame:
     "`model_stats` of each model side by side, and how many times smaller the first is than each of the others"
+    if not models: raise ValueError("compare_models needs at least one model, got an empty dict")
     (ref, m0), *rest = models.items()
     xs = inputs_for(m0, example_inputs)
     df = pd.DataFrame({k: model_stats(m, xs, data_width) for k, m in models.items()})

@@ -1,5 +1,5 @@
 "A training run's whole life: checkpoint and resume, the best checkpoint at the target, interruptions, fine_tune, mixed precision."
-import warnings, pytest, torch, torch.nn as nn
+import warnings, pytest, numpy as np, torch, torch.nn as nn
 from functools import partial
 from fastai.optimizer import SGD
 from fastai.learner import Learner
@@ -198,3 +198,39 @@ def test_a_validate_inside_the_fit_changes_no_mask(tmp_path):
     (a, b) = mid.masks
     assert a and list(a) == list(b) and all(torch.equal(a[n], b[n]) for n in a)
     assert not ours(learn)
+
+def test_without_a_validation_set_the_example_comes_from_the_training_set(tmp_path):
+    x, y = digits_dls().train_ds.tensors
+    learn = Learner(tensor_dls((x, y), (x[:0], y[:0])), digits_cnn(), loss_func=nn.CrossEntropyLoss(), path=tmp_path)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-2, cbs=SparsifyCallback(50, 'filter', 'local', 'large_final', 'one_shot', coupled=True, prune=True))
+    assert [m.out_channels for m in learn.model.modules() if isinstance(m, nn.Conv2d)] == [8, 16, 16]
+
+@pytest.mark.parametrize('sparsity', [np.float64(60), np.float32(60), np.int64(60), {'3': np.float32(60), '7': np.int64(50)}],
+                         ids=['float64', 'float32', 'int64', 'dict'])
+def test_numpy_numbers_give_checkpoints_that_load_and_resume(tmp_path, sparsity):
+    settings = dict(SETTINGS, sparsity=sparsity, context='local')
+    learn = learner(tmp_path)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(2, 1e-2, cbs=[SparsifyCallback(**settings), SaveModelCallback(every_epoch=True, fname='ck')])
+        learn = learner(tmp_path)
+        learn.load('ck_0')  # weights_only: plain Python numbers in the saved settings
+        learn.fit(2, 1e-2, start_epoch=1, cbs=SparsifyCallback(**settings))
+    assert not ours(learn)
+
+def test_a_clean_up_that_raises_still_takes_everything_off(tmp_path, monkeypatch):
+    "If re-applying the masks fails while cleaning up an interrupted fit, the rest of the clean-up still runs and fastai removes the callback"
+    class BreakThenRaise(Callback):
+        order = 30
+        def after_step(self):
+            if self.train_iter != 5: return
+            def broken(masks): raise RuntimeError('masks broken')
+            monkeypatch.setattr(Masks, 'apply', broken)
+            raise RuntimeError('boom')
+    learn = learner(tmp_path)
+    with pytest.warns(UserWarning, match="cleaning up after an interrupted fit raised RuntimeError: masks broken"), pytest.raises(RuntimeError, match='boom'):
+        learn.fit(1, 1e-2, cbs=[SparsifyCallback(50, 'filter', 'local', 'large_final', 'one_shot'), BreakThenRaise()])
+    assert not ours(learn)
+    monkeypatch.undo()
+    learn.fit(1, 1e-2)  # a plain fit after it: plain
+    assert 'sparsity' not in learn.recorder.metric_names

@@ -324,3 +324,13 @@ def test_ghostnet_compacts_losslessly_and_names_what_it_keeps():
     assert all(m.out_channels > 0 for m in compact.modules() if isinstance(m, nn.Conv2d))
     kept = p.kept_frame()
     assert len(kept) and kept.reason.str.contains('changes the outputs').all()  # the groups through the concatenation and slice
+
+def test_tied_weights_are_refused_by_name_before_anything_changes():
+    from fasterai_lite.interop import to_torch_prune
+    tied = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
+    tied[2].weight = tied[0].weight
+    before = {k: v.clone() for k, v in tied.state_dict().items()}
+    for what, call in (('A Sparsifier', lambda: Sparsifier(tied, 'row', 'local', 'large_final', layer_type=nn.Linear)),
+                       ('Pruner', lambda: Pruner().prune_model(tied)), ('to_torch_prune', lambda: to_torch_prune(tied))):
+        with pytest.raises(ValueError, match=rf"{what} cannot work on tied weights: modules '0' and '2' share one weight tensor"): call()
+    assert tied[2].weight is tied[0].weight and all(torch.equal(v, before[k]) for k, v in tied.state_dict().items())

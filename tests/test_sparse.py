@@ -223,6 +223,8 @@ def test_memory_only_what_the_criteria_needs():
     (dict(criteria='l1'), ValueError, r"Unknown criteria 'l1': allowed are"),
     (dict(schedule='cubic'), ValueError, r"Unknown schedule 'cubic': allowed are"),
     (dict(nm=True, sparsity=80), ValueError, r"N:M sparsity 2:4 prunes exactly 50%, got sparsity=80"),
+    (dict(nm=True, sparsity={'0': 50}), ValueError, r"N:M sparsity 2:4 prunes the same share of every layer: give one percentage, not a dict"),
+    (dict(nm=(True, 4)), ValueError, r"nm must be False, True \(2:4\) or a pair \(N, M\) with 0 < N < M, got \(True, 4\)"),
     (dict(rewind_epoch=-1), ValueError, r"rewind_epoch must be a non-negative int, got -1"),
     (dict(round_to=0), ValueError, r"round_to must be a positive int or None, got 0"),
     (dict(layer_type='Conv2d'), TypeError, r"layer_type must be an nn.Module subclass"),
@@ -237,6 +239,8 @@ def test_bad_arguments_fail_at_construction(kwargs, err, msg):
     (dict(sparsity={'1': 50}), r"Layer '1' is a BatchNorm2d, not one of the sparsified layer types"),
     (dict(layer_type=nn.Conv1d), r"No layer of type \['Conv1d'\] in Sequential; its prunable layers are \['Conv2d', 'Linear'\]"),
     (dict(nm=True, granularity='weight'), r"layer '0' has weight shape \(16, 1, 3, 3\), whose 1 inputs are not a multiple of 4"),
+    (dict(nm=True, granularity='filter', sparsity=50), r"N:M sparsity keeps N of every M weights: it needs granularity='weight', got 'filter'"),
+    (dict(model=nn.Sequential(nn.Conv2d(1, 4, 3))), r"model= must be learn.model or one of its modules, got a Sequential that is not in it"),
     (dict(lth=True, rewind_epoch=2, schedule='agp'), r"rewind_epoch \(2\) is after the schedule starts pruning \(epoch 0.6 of 3\)"),
     (dict(granularity='kernel', layer_type=nn.Linear), r"Unknown granularity 'kernel' for Linear: allowed are \['weight', 'column', 'row', 'out_channel', 'layer'\]"),
 ])
@@ -270,3 +274,40 @@ def test_deferred_event_is_retried_on_a_plateau():
     learn.fit(3, cbs=[SparsifyCallback(60, 'filter', 'local', 'large_final', sched, update_every=n // 2), spy])
     assert sorted(set(spy.seen)) == [3, 6, 10]                      # 20%, 40%, 60% of 16 filters
     assert spy.seen.index(6) - spy.seen.index(3) == n // 2          # the middle step waited for the cadence
+
+def test_a_second_sparsifier_and_a_users_own_mask_are_refused():
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    live = Sparsifier(model, 'weight', 'local', 'large_final', layer_type=nn.Linear)
+    live.sparsify_model(50)
+    masks = [m._mask.clone() for m in model if isinstance(m, nn.Linear)]
+    with pytest.raises(ValueError, match=r"Layer '0' already has a '_mask' attribute.*another live Sparsifier's \(call its remove\(\) first\)"):
+        Sparsifier(model, 'weight', 'local', 'large_final', layer_type=nn.Linear)
+    assert all(torch.equal(m._mask, k) for m, k in zip([m for m in model if isinstance(m, nn.Linear)], masks))  # kept as they were
+    own = nn.Sequential(nn.Linear(8, 8))
+    own[0].register_buffer('_mask', torch.ones(8, 8))
+    with pytest.raises(ValueError, match=r"or the model's own \(rename it\)"): Sparsifier(own, 'weight', 'local', 'large_final', layer_type=nn.Linear)
+    assert own[0]._mask.sum() == 64
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf')])
+def test_non_finite_weights_are_refused_naming_the_layer(bad):
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    with torch.no_grad(): model[2].weight[0, 0] = bad
+    sp = Sparsifier(model, 'weight', 'global', 'large_final', layer_type=nn.Linear)
+    with pytest.raises(ValueError, match=r"Layer '2' has NaN or infinite large_final scores"): sp.sparsify_model(50)
+    assert all(int((m.weight == 0).sum()) == 0 for m in (model[0], model[2]))  # nothing zeroed
+
+@pytest.mark.parametrize('make, said', [
+    (lambda: nn.Sequential(nn.LazyLinear(32), nn.ReLU(), nn.Linear(32, 10)), r"Layer '0' is a lazy module that has not run yet"),
+    (lambda: nn.Sequential(torch.nn.utils.parametrizations.weight_norm(nn.Linear(64, 32)), nn.ReLU(), nn.Linear(32, 10)), r"Layer '0' has a parametrized weight"),
+    (lambda: nn.Sequential(torch.nn.utils.spectral_norm(nn.Linear(64, 32)), nn.ReLU(), nn.Linear(32, 10)), r"Layer '0' has a parametrized weight"),
+], ids=['lazy', 'weight_norm', 'spectral_norm'])
+def test_weights_that_cannot_be_masked_are_refused_before_training(make, said):
+    learn = Learner(digits_dls(flat=True), make(), loss_func=nn.CrossEntropyLoss())
+    with pytest.raises(ValueError, match=said):
+        learn.fit(1, cbs=SparsifyCallback(50, 'weight', 'local', 'large_final', 'one_shot', layer_type=nn.Linear))
+    assert not [n for n, _ in learn.model.named_buffers() if n.rsplit('.', 1)[-1].startswith('_')]
+    assert not any(isinstance(c, SparsifyCallback) for c in learn.cbs) and not [m for m in learn.metrics if m.name == 'sparsity']
+
+def test_a_meta_model_is_refused():
+    with pytest.raises(ValueError, match="Layer '0' is on the meta device"):
+        Sparsifier(nn.Sequential(nn.Linear(4, 4, device='meta')), 'weight', 'local', 'large_final', layer_type=nn.Linear)

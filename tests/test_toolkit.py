@@ -1,5 +1,6 @@
 "The MIT lab's toolkit: statistics, sensitivity scan and targets, the layer-collapse cap; edge cases and bad input."
-import copy, pytest, torch, torch.nn as nn
+import copy, re, pytest, torch, torch.nn as nn
+import pandas as pd
 import matplotlib; matplotlib.use('Agg')
 from fastai.learner import Learner
 from fastai.metrics import accuracy
@@ -92,3 +93,40 @@ def test_no_layer_collapses_by_default_in_global_coupled_mode():
 def test_read_idx_refuses_other_files(tmp_path):
     (tmp_path/'x').write_bytes(b'\x00\x00\x0d\x01' + (3).to_bytes(4, 'big') + b'abc')
     with pytest.raises(ValueError, match='not an idx file of unsigned bytes'): read_idx(tmp_path/'x')
+
+def test_statistics_and_plots_refuse_bad_arguments():
+    from fasterai_lite.stats import latency_table
+    from fasterai_lite.plots import plot_weight_hist, plot_kernels
+    net, x = digits_cnn(), torch.randn(2, 1, 8, 8)
+    for call, said in ((lambda: size_mb(net, data_width=0), 'data_width must be a positive int or None, got 0'),
+                       (lambda: size_mb(net, data_width=-8), 'got -8'),
+                       (lambda: latency_table({'a': net}, x, repeats=0), 'repeats must be a positive int, got 0'),
+                       (lambda: latency_table({}, x), 'at least one model'),
+                       (lambda: compare_models({}), 'compare_models needs at least one model, got an empty dict'),
+                       (lambda: model_stats(nn.Sequential(nn.ReLU())), 'Sequential has no layer to report on'),
+                       (lambda: plot_weight_hist(net, ncols=0), 'ncols must be a positive int, got 0'),
+                       (lambda: plot_kernels(net, '0', max_kernels=0), 'max_kernels must be a positive int, got 0'),
+                       (lambda: sensitivity_targets(pd.DataFrame(), 50, .01), 'got an empty frame')):
+        with pytest.raises(ValueError, match=re.escape(said)): call()
+
+def test_lossless_checks_refuse_bad_arguments_and_nan(tmp_path):
+    from fasterai_lite.prune import output_difference
+    from fasterai_lite.deploy import fold_batchnorms, export_onnx, OnnxModel
+    net, x = digits_cnn().eval(), torch.randn(2, 1, 8, 8)
+    for call, said in ((lambda: fold_batchnorms(net, x, rtol='a'), "rtol must be a positive number, got 'a'"),
+                       (lambda: export_onnx(net, tmp_path/'m.onnx', x, rtol=-1), 'rtol must be a positive number, got -1'),
+                       (lambda: export_onnx(net, tmp_path/'m.onnx', x, opset='x'), "opset must be an int >= 7 or None, got 'x'")):
+        with pytest.raises(ValueError, match=re.escape(said)): call()
+    assert not list(tmp_path.iterdir())  # refused before any work
+    broken = copy.deepcopy(net)
+    with torch.no_grad(): broken[0].weight[0] = float('nan')
+    assert output_difference(net, broken, x) == float('inf')  # a NaN fails the lossless check
+    export_onnx(net, tmp_path/'m.onnx', x[:1])
+    with pytest.raises(ValueError, match=r"takes 1 input\(s\) \['input0'\], got 2"): OnnxModel(tmp_path/'m.onnx')(x, x)
+
+def test_scan_refuses_criteria_that_need_reference_weights():
+    learn = Learner(digits_dls(), digits_cnn(), loss_func=nn.CrossEntropyLoss(), metrics=accuracy)
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"criteria 'movement' compares the weights with their 'init' ones, which a scan does not have"):
+        sensitivity_scan(learn, criteria='movement')
+    assert all(torch.equal(v, before[k]) for k, v in learn.model.state_dict().items())

@@ -11,21 +11,16 @@ from fastcore.basics import *
 from functools import partial
 from fastai.callback.schedule import sched_cos, sched_lin
 from typing import Callable
+from .checks import check_range
 
 _all_ = ['sched_cos', 'sched_lin']  # fastai's own, re-exported with the others
 
 # %% auto #0
-__all__ = ['RAMP_END', 'one_shot', 'iterative', 'agp', 'one_cycle', 'cos', 'lin', 'dsd', 'schedules', 'check_range', 'Schedule',
-           'sched_oneshot', 'sched_iterative', 'sched_agp', 'sched_onecycle', 'sched_dsd', 'available_schedules',
-           'as_schedule', 'sched_cos', 'sched_lin']
+__all__ = ['RAMP_END', 'one_shot', 'iterative', 'agp', 'one_cycle', 'cos', 'lin', 'dsd', 'schedules', 'Schedule', 'sched_oneshot',
+           'sched_iterative', 'sched_agp', 'sched_onecycle', 'sched_dsd', 'available_schedules', 'as_schedule',
+           'sched_cos', 'sched_lin']
 
 # %% ../../nbs/02_core.schedule.ipynb #e21c9b5a
-def check_range(v, what:str, lo:float=0., hi:float=1., noun:str='a number') -> float:
-    "`v` as a float, if it is a real number in [`lo`, `hi`]; else a ValueError naming `what`, the range and `v`"
-    if not isinstance(v, (int, float, np.number)) or isinstance(v, bool) or not lo <= v <= hi:  # NaN fails too
-        raise ValueError(f"{what} must be {noun} in [{lo:g}, {hi:g}], got {v!r}")
-    return float(v)
-
 class Schedule:
     "Fraction of its target a run should have reached, as a function of training progress"
     def __init__(self,
