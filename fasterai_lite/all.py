@@ -4,6 +4,7 @@ from .select import *
 from .masks import *
 from .graph import *
 from .sparsifier import *
+from .checkpoint import *
 from .callback import *
 from .prune import *
 from .compact import *
@@ -12,4 +13,3 @@ from .plots import *
 from .sensitivity import *
 from .interop import *
 from .deploy import *
-from .data import *

@@ -12,9 +12,8 @@ import torch, torch.nn as nn
 from fastcore.basics import *
 from fastcore.xtras import join_path_file
 from fastai.callback.core import Callback
-from fastai.callback.tracker import TrackerCallback
+from fastai.callback.tracker import TrackerCallback, SaveModelCallback
 from fastai.learner import Learner, ValueMetric, SkipToEpoch
-import fastai.callback.schedule  # defines Learner.fine_tune, which this module wraps
 from fastai.callback.schedule import LRFinder
 from fastai.torch_core import get_model, rank_distrib
 from .core.criteria import *
@@ -24,9 +23,10 @@ from .sparsifier import *
 from .sparsifier import _check_pct, _check_context, _as_types, _as_nm, _known_granularity, _check_settings
 from .prune import Pruner
 from .graph import plain_inputs, channel_groups
+from .checkpoint import sparsity_state_file, write_state, read_state, weights_digest, same_weights
 
 # %% auto #0
-__all__ = ['SparsifyCallback', 'sparsity_state_file']
+__all__ = ['STATE_KEYS', 'SparsifyCallback']
 
 # %% ../nbs/03d_callback.ipynb #50b22fc2
 def _plain(v):
@@ -37,6 +37,9 @@ def _plain(v):
 def _scaled(sparsity, f:float):
     "`sparsity` (a percentage or a dict of them) times `f`"
     return {k: v * f for k, v in sparsity.items()} if isinstance(sparsity, dict) else sparsity * f
+
+STATE_KEYS = dict(settings=dict, sparsifier=dict, epoch=int, iter=int, progress=float, last_event=int, n_tickets=int,
+                  last_plan=list, weights=dict)  # what a saved state holds: `read_state` checks them
 
 class SparsifyCallback(Callback):
     "Sparsify a model during training, growing its sparsity along `schedule`"
@@ -61,6 +64,7 @@ class SparsifyCallback(Callback):
         pruner:Pruner|None=None,         # The `Pruner` to do that with (implies `prune`); a default `Pruner()` if None
         max_layer_sparsity:float|None=None, # In global context, the most (%) one layer may lose; None: all but one unit
         start_masks:dict|None=None,      # Keep-masks to start from, held all along (see `Sparsifier.start_from`), e.g. `from_torch_prune`'s
+        resume:str|Path|None=None,       # Checkpoint that `learn.load` loaded, as named to it: `fit(start_epoch=...)` continues its masks and schedule
     ):
         if isinstance(sparsity, dict):
             if not sparsity: raise ValueError("sparsity is an empty dict: name at least one layer")
@@ -82,6 +86,8 @@ class SparsifyCallback(Callback):
         if pruner is not None and not isinstance(pruner, Pruner): raise TypeError(f"pruner must be a Pruner, got {pruner!r}")
         if start_masks is not None and (not isinstance(start_masks, dict) or not start_masks):
             raise ValueError(f"start_masks must be a non-empty dict of layer name -> keep-mask, got {start_masks!r}")
+        if resume is not None and not isinstance(resume, (str, Path)):
+            raise TypeError(f"resume must be the name or path of a checkpoint (as given to learn.load), got {resume!r}")
         if prune and pruner is None: pruner = Pruner(verbose=False)
         sparsity, max_layer_sparsity = _plain(sparsity), _plain(max_layer_sparsity)  # saved in checkpoints: weights_only loads them
         store_attr()
@@ -103,20 +109,22 @@ class SparsifyCallback(Callback):
         except KeyboardInterrupt: pass  # a second Ctrl-C: the exception that ends the fit is already on its way
         finally: self.__dict__['_learn'] = learn
 
+    def target(self, progress:float):
+        "The sparsity at `progress` of the schedule (in [0, 1]); an N:M pattern is on at its share from the first step, or off"
+        if self.nm: return self.sparsity if progress > 0 else 0
+        return _scaled(self.sparsity, progress)
+
     @property
     def final_target(self):
         "The sparsity the schedule ends at"
-        return _scaled(self.sparsity, self.schedule.progress(1.))
+        return self.target(self.schedule.progress(1.))
 
     def before_fit(self):
-        "Check the arguments against the model, then build the Sparsifier, or resume the state `learn.load` found"
+        "Check the arguments against the model, then build the Sparsifier, at the start of its schedule or where `resume` left it"
         if _only_evaluating(self.learn):  # validate, get_preds, lr_find: fastai skips this callback until their after_fit
             self.run = False
             return
         if self.active: self._cleanup()  # an exception ended the last fit, and the callback (added by add_cb) stayed on
-        if self._fine_tune_warmup():
-            self.run = False  # fastai skips this callback's events until after_fit, and sets it back then
-            return
         model = ifnone(self.model, get_model(self.learn.model))  # under DDP, the user's model and layer names, not `module.`
         if self.model is not None and not any(m is self.model for m in get_model(self.learn.model).modules()):
             raise ValueError(f"model= must be learn.model or one of its modules, got a {type(self.model).__name__} that is not in it")
@@ -128,17 +136,22 @@ class SparsifyCallback(Callback):
             warnings.warn("SparsifyCallback(prune=True) starts another fit after compacting the model at the end of the "
                           "last one: the compact model is sparsified and compacted again, so the sparsity compounds. To "
                           "compact once, pass the callback to the last fit only.")
+        state = self._resume_state()  # read and checked whole, before anything of the model changes
         kw = dict(granularity=self.granularity, context=self.context, criteria=self.criteria, nm=self.nm,
                   layer_type=self.layer_type, keep_init=self.lth and self.rewind_epoch == 0, coupled=self.coupled,
                   max_layer_sparsity=self.max_layer_sparsity, seed=_shared_seed())
         self.sparsifier = Sparsifier(model, example_inputs=self._example(), **kw)
+        if self._frozen_fit():
+            self.run = False  # fastai skips this callback's events until after_fit, and sets it back then
+            return
         try:
             if self.pruner is not None: self._check_compaction(model)
             if self.start_masks is not None: self.sparsifier.start_from(self.start_masks)
-            self._start(self._saved_state())  # dict targets are checked here, before training
+            self._start(state)  # dict targets are checked here, before training
         except Exception: self.sparsifier.remove(); raise  # and the model is left as it came
         self.metric = ValueMetric(self.sparsifier.sparsity, 'sparsity')
         self.learn.metrics = self.learn.metrics + [self.metric]
+        self.saved = set()  # the checkpoints whose state this fit wrote
         self.end_cb = _SparsifyEnd(self)
         self.learn.add_cb(self.end_cb)
         self.active = True
@@ -160,24 +173,28 @@ class SparsifyCallback(Callback):
             f"other layers (residual additions, concatenations) or to the model's output, whose zeros cannot all be removed; "
             f"coupled=True chooses only channels that can go")
 
-    def _fine_tune_warmup(self) -> bool:
-        "Whether this fit is the first of `fine_tune`'s two (the frozen warm-up of the head), which leaves the model dense"
-        fits = self.learn.__dict__.get('fine_tune_fits')
-        if fits is None: return False
-        self.learn.fine_tune_fits = fits + 1
-        if fits: return False
-        print("SparsifyCallback: fine_tune's first fit (the frozen warm-up) leaves the model dense; the schedule runs in its second fit")
+    def _frozen_fit(self) -> bool:
+        "Whether the learner is frozen (`learn.freeze()`, as in fine_tune's first fit) with layers to sparsify in its frozen part: then the model stays dense"
+        layers = self.sparsifier.layers
+        frozen = [n for n, m in layers.items() if not m.weight.requires_grad]
+        if not frozen or not getattr(self.learn.opt, 'frozen_idx', 0): return False
+        self.sparsifier.remove(); self.sparsifier = None
+        print(f"SparsifyCallback: {len(frozen)} of the {len(layers)} layers to sparsify are frozen (fine_tune's first fit, or "
+              f"learn.freeze()), and frozen weights cannot recover from pruning: this fit leaves the model dense, and the "
+              f"schedule runs in a fit that trains them (fine_tune's second, or after learn.unfreeze())")
         return True
 
     def _start(self, state:dict|None):
-        "Set the schedule at its start, or where a saved state left it"
+        "Set the schedule at its start, or where a saved state (read from `resume`'s) left it"
         self.sparsifier.plan(self.sparsity, self.round_to)
         self.n_iter_total = self.n_epoch * len(self.dls.train)  # the count fastai steps pct_train by
         self.every = ifnone(self.update_every, max(1, self.n_iter_total // 16))
         self.final_plan = self.sparsifier.plan(self.final_target, self.round_to)
-        self.last_plan = self.sparsifier.plan(_scaled(self.sparsity, 0.), self.round_to)  # the model starts without masks
+        self.last_plan = self.sparsifier.plan(self.target(0.), self.round_to)  # the model starts without masks
         self.last_event, self.n_tickets, self.last_progress = -self.every, 0, 0.
-        if state is not None: self.load_state_dict(state)
+        if state is None: return
+        try: self.load_state_dict(state)
+        except ValueError as e: raise ValueError(f"{e} (sparsity state file: {self._resume_file()})") from None
 
     def _example(self) -> tuple:
         "The inputs of one sample, to trace and measure the model with: from the validation set, or the training set without one"
@@ -210,7 +227,7 @@ class SparsifyCallback(Callback):
         for _ in range(1 + ahead): pct += 1 / self.n_iter_total  # the same float steps as fastai's pct_train: an exact forecast
         progress = self.schedule.progress(min(1., pct))
         if progress == self.last_progress: return None  # before the schedule starts, after it ends, between steps
-        plan = self.sparsifier.plan(_scaled(self.sparsity, progress), self.round_to)
+        plan = self.sparsifier.plan(self.target(progress), self.round_to)
         if plan == self.last_plan: return None
         if self.iter_total() + ahead - self.last_event < self.every and plan != self.final_plan: return None  # too soon: retried next batch
         return progress, plan
@@ -220,7 +237,7 @@ class SparsifyCallback(Callback):
         due = self._due()
         if due is None: return
         progress, self.last_plan = due
-        self.sparsifier.sparsify_model(_scaled(self.sparsity, progress), self.round_to)
+        self.sparsifier.sparsify_model(self.target(progress), self.round_to)
         self.last_progress, self.last_event = progress, self.iter_total()
         if self.lth: self.sparsifier.masks.rewind(); self._save_ticket()  # lottery ticket: back to the rewind point
 
@@ -245,6 +262,7 @@ class SparsifyCallback(Callback):
         "Make the final target hold, report, and take the masks and reference weights off the model"
         sp = self.sparsifier
         try:
+            self.follow_reloads()
             if sp.pruned(self.final_plan) != self.final_plan:  # stopped early, or weights were reloaded by another callback
                 before = sp.sparsity()
                 sp.sparsify_model(self.final_target, self.round_to)
@@ -298,38 +316,68 @@ class SparsifyCallback(Callback):
                     every=self.every, **self.sparsifier.settings())
 
     def state_dict(self) -> dict:
-        "Everything a resumed fit needs: settings, the sparsifier's state (masks, references, RNG), the schedule's position"
-        return dict(settings=self.settings(), sparsifier=self.sparsifier.state_dict(), epoch=self.epoch, iter=self.iter_total(),
-                    progress=self.last_progress, last_event=self.last_event, n_tickets=self.n_tickets,
-                    last_plan=[[list(k), v] for k, v in self.last_plan.items()])
+        "Everything a resumed fit needs: settings, the sparsifier's state (masks, references, RNG), the schedule's position, and the weights' fingerprint"
+        sp = self.sparsifier
+        return dict(settings=self.settings(), sparsifier=sp.state_dict(), epoch=self.epoch, iter=self.iter_total(),
+                    progress=float(self.last_progress), last_event=self.last_event, n_tickets=self.n_tickets,
+                    last_plan=[[list(k), v] for k, v in self.last_plan.items()], weights=weights_digest(sp.layers))
 
     def load_state_dict(self, state:dict):
         "Restore a saved state: the masks and references, and the schedule's position; an error naming what differs"
         _check_settings(state['settings'], self.settings())
-        self.sparsifier.load_state_dict(state['sparsifier'])
+        sp = self.sparsifier
+        if state['weights'].keys() == sp.layers.keys() and not same_weights(state['weights'], weights_digest(sp.layers)):
+            raise ValueError("The model's weights are not the ones this sparsity state was saved with: learn.load the checkpoint "
+                             "it is beside before resuming")
+        sp.load_state_dict(state['sparsifier'])
         self.last_plan = {tuple(k): v for k, v in state['last_plan']}
         self.last_progress, self.last_event, self.n_tickets = state['progress'], state['last_event'], state['n_tickets']
 
-    def _saved_state(self) -> dict|None:
-        "The state `learn.load` found beside its checkpoint, when this fit resumes it (`start_epoch` > 0)"
-        state = self.learn.__dict__.pop('sparsity_state', None)  # handed over once
+    def _resume_file(self) -> Path:
+        "The sparsity state file of checkpoint `resume`, found where `learn.load` finds the checkpoint"
+        return sparsity_state_file(join_path_file(self.resume, self.learn.path/self.learn.model_dir, ext='.pth'))
+
+    def _resume_state(self) -> dict|None:
+        "The sparsity state saved beside checkpoint `resume`, read and checked against `fit(start_epoch=...)`"
         start = next((c._skip_to for c in self.learn.cbs if isinstance(c, SkipToEpoch)), 0)
-        if not start: return None
-        if state is None:
-            warnings.warn(f"fit(start_epoch={start}) with no saved sparsity state (the checkpoint loaded last had none beside "
-                          f"it): the schedule starts at epoch {start} from the weights' zeros alone")
+        if self.resume is None:
+            if start: warnings.warn(f"fit(start_epoch={start}) without SparsifyCallback(resume=<checkpoint>): the schedule starts at "
+                                    f"epoch {start} from the weights' zeros alone; pass resume= the checkpoint learn.load loaded to "
+                                    f"continue its masks and schedule")
             return None
+        file = self._resume_file()
+        state = read_state(file, STATE_KEYS)
+        if not start: raise ValueError(f"SparsifyCallback(resume={str(self.resume)!r}) continues the run saved in {file} after epoch "
+                                       f"{state['epoch']}: fit with start_epoch={state['epoch'] + 1}")
         done = start * len(self.dls.train)
         if state['iter'] != done:
-            raise ValueError(f"The sparsity state was saved after {state['iter']} training batches (epoch {state['epoch']}), "
-                             f"but start_epoch={start} resumes after {done}: load the checkpoint saved at the end of epoch {start - 1}")
+            raise ValueError(f"The sparsity state {file} was saved after {state['iter']} training batches (epoch {state['epoch']}), "
+                             f"but start_epoch={start} resumes after {done}: resume from the checkpoint saved at the end of epoch {start - 1}")
         return state
+
+    def save_states(self):
+        "Write the state beside each checkpoint `SaveModelCallback` wrote in this epoch (its after_epoch runs before)"
+        for cb in self.learn.cbs:
+            if not isinstance(cb, SaveModelCallback) or cb.last_saved_path is None: continue
+            saved_now = self.epoch % cb.every_epoch == 0 if cb.every_epoch else cb.new_best  # SaveModelCallback's own rule
+            if not saved_now: continue
+            self.saved.add(Path(cb.last_saved_path))
+            if not rank_distrib(): write_state(self.state_dict(), sparsity_state_file(cb.last_saved_path))  # fastai saves on rank 0 only
+
+    def follow_reloads(self):
+        "When `SaveModelCallback` reloaded its best checkpoint at the end of fit, put back the masks and references saved with it"
+        for cb in self.learn.cbs:
+            if not isinstance(cb, SaveModelCallback) or cb.every_epoch or cb.at_end: continue
+            file = join_path_file(cb.fname, self.learn.path/self.learn.model_dir, ext='.pth')
+            if file in self.saved: self.load_state_dict(read_state(sparsity_state_file(file), STATE_KEYS))
 
 # %% ../nbs/03d_callback.ipynb #81032641
 class _SparsifyEnd(Callback):
-    "Runs `SparsifyCallback.finish` after every callback that may reload weights at the end of fit"
+    "Runs `SparsifyCallback.save_states` after `SaveModelCallback` saves, and `finish` after every callback that may reload weights at the end of fit"
     order, run_train, run_valid = 70, False, False  # only after_fit: fastai then skips it cheaply on every batch
     def __init__(self, owner:SparsifyCallback): self.owner = owner
+    def after_epoch(self):
+        if not _only_evaluating(self.learn): self.owner.save_states()  # after SaveModelCallback (61) has saved its checkpoint
     def after_fit(self):
         if not _only_evaluating(self.learn): self.owner.finish()  # a validate() inside the fit ends with an after_fit too
 
@@ -354,48 +402,3 @@ def _interrupt_deferred():
     finally:
         signal.signal(signal.SIGINT, old)
         if caught: raise KeyboardInterrupt
-
-# %% ../nbs/03d_callback.ipynb #a2a8f5c4
-_fastai_save = getattr(Learner.save, 'fastai_original', Learner.save)  # fastai's own, whatever imported this module before
-
-_fastai_load = getattr(Learner.load, 'fastai_original', Learner.load)
-
-_fastai_fine_tune = getattr(Learner.fine_tune, 'fastai_original', Learner.fine_tune)
-
-def sparsity_state_file(checkpoint) -> Path:
-    "Where the sparsity state of checkpoint file `checkpoint` is kept: beside it, as `<name>.sparsity.pth`"
-    return Path(checkpoint).with_suffix('.sparsity.pth')
-
-def _running(learn:Learner) -> SparsifyCallback|None:
-    return next((c for c in learn.cbs if isinstance(c, SparsifyCallback) and c.active), None)
-
-@patch
-def save(self:Learner, file, **kwargs):
-    "fastai's `Learner.save`; while a `SparsifyCallback` runs, its state is saved beside the checkpoint"
-    path = _fastai_save(self, file, **kwargs)
-    if rank_distrib(): return path  # fastai saves on rank 0 only
-    cb, state_file = _running(self), sparsity_state_file(path)
-    if cb is not None: torch.save(cb.state_dict(), state_file)
-    else: state_file.unlink(missing_ok=True)  # this checkpoint is plain: an older state beside it would not match it
-    return path
-
-@patch
-def load(self:Learner, file, device=None, **kwargs):
-    "fastai's `Learner.load`; a sparsity state beside the checkpoint goes to the running `SparsifyCallback`, or to the next fit that resumes"
-    out = _fastai_load(self, file, device=device, **kwargs)
-    state_file = sparsity_state_file(join_path_file(file, self.path/self.model_dir, ext='.pth'))
-    state = torch.load(state_file, map_location='cpu', weights_only=True) if state_file.exists() else None
-    cb = _running(self)
-    if cb is None: self.sparsity_state = state
-    elif state is not None: cb.load_state_dict(state)  # mid-fit (SaveModelCallback reloading its best): masks follow
-    return out
-
-@patch
-def fine_tune(self:Learner, *args, **kwargs):
-    "fastai's `fine_tune`; a `SparsifyCallback` in its `cbs` keeps the model dense in the first (frozen) fit and runs its schedule in the second"
-    self.fine_tune_fits = 0  # counted by SparsifyCallback.before_fit
-    try: return _fastai_fine_tune(self, *args, **kwargs)
-    finally: del self.fine_tune_fits
-
-Learner.save.fastai_original, Learner.load.fastai_original = _fastai_save, _fastai_load
-Learner.fine_tune.fastai_original = _fastai_fine_tune

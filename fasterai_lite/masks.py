@@ -13,10 +13,13 @@ from .core.criteria import n_zeros, mask_
 __all__ = ['Masks']
 
 # %% ../nbs/03b_masks.ipynb #2c30271a
-def _fits(t:Tensor, w:Tensor, kind:str) -> bool:
-    "Whether saved state `t` of `kind` fits weight `w`: a mask broadcasts onto it, a reference has its shape"
-    if kind != 'mask': return t.shape == w.shape
-    return t.ndim == w.ndim and all(a in (1, b) for a, b in zip(t.shape, w.shape))
+def _problem(t, w:Tensor, kind:str) -> str|None:
+    "What is wrong with saved state `t` of `kind` for weight `w`, if anything: a mask is of 0s and 1s and broadcasts onto `w`, a reference is floating-point of its shape"
+    if not isinstance(t, Tensor): return f"is a {type(t).__name__}, not a tensor"
+    fits = t.ndim == w.ndim and all(a in (1, b) for a, b in zip(t.shape, w.shape)) if kind == 'mask' else t.shape == w.shape
+    if not fits: return f"has shape {tuple(t.shape)}, which does not fit its weight of shape {tuple(w.shape)}"
+    if kind == 'mask' and t.dtype != torch.bool and not ((t == 0) | (t == 1)).all(): return "holds values other than 0 and 1"
+    if kind != 'mask' and not t.is_floating_point(): return f"is not a floating-point tensor ({t.dtype})"
 
 # %% ../nbs/03b_masks.ipynb #81312f44
 _BUFFERS = {'mask': '_mask', 'init': '_init_weights', 'old': '_old_weights'}  # kind of state -> its buffer on a layer
@@ -133,9 +136,8 @@ class Masks:
                              f"and its {extra[:10]} are not in this model")
         for kind in _BUFFERS:
             for n, t in state.get(kind, {}).items():
-                if not _fits(t, self.layers[n].weight, kind):
-                    raise ValueError(f"The saved {kind} of layer {n!r} has shape {tuple(t.shape)}, which does not fit its "
-                                     f"weight of shape {tuple(self.layers[n].weight.shape)}")
+                problem = _problem(t, self.layers[n].weight, kind)
+                if problem: raise ValueError(f"The saved {kind} of layer {n!r} {problem}")
         for kind, b in _BUFFERS.items():
             for n, m in self.layers.items():
                 t = state.get(kind, {}).get(n)

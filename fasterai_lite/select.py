@@ -10,7 +10,7 @@ from torch import Tensor
 from .core.criteria import chunks, n_zeros
 
 # %% auto #0
-__all__ = ['kth_smallest', 'select_lowest']
+__all__ = ['kth_smallest', 'select_lowest', 'nm_keep']
 
 # %% ../nbs/03a_select.ipynb #eb8901db
 _EXACT_BELOW = 1 << 20  # below this many scores, one concatenation and kthvalue is cheaper than bracketing
@@ -88,3 +88,16 @@ def select_lowest(
         masks.append(m)
         if release: scores[i] = None
     return masks
+
+# %% ../nbs/03a_select.ipynb #09616c98
+def nm_keep(
+    scores:Tensor,  # Scores of one layer's weights, its inputs along dim 1 (a Linear's or conv's weight shape)
+    n:int,          # Weights kept in each group
+    m:int,          # Consecutive inputs in a group
+) -> Tensor:
+    "Keep-mask (True = kept) of the `n` highest scores in every `m` consecutive inputs (dim 1), at each output and kernel position"
+    g = scores.movedim(1, -1)  # inputs last: (out, *kernel, in)
+    groups = g.reshape(-1, m)
+    keep = torch.zeros_like(groups, dtype=torch.bool)
+    keep.scatter_(1, groups.topk(n, dim=1, sorted=False).indices, True)
+    return keep.reshape(g.shape).movedim(-1, 1).contiguous()

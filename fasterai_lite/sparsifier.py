@@ -12,12 +12,12 @@ from fastcore.basics import *
 from .core.granularity import *
 from .core.criteria import *
 from .core.checks import check_range, check_int
-from .select import select_lowest
+from .select import select_lowest, nm_keep
 from .masks import Masks
 from .graph import ChannelGroup, channel_groups, following_norms, inputs_for, refuse_tied
 
 # %% auto #0
-__all__ = ['sparsifiable_layers', 'Sparsifier']
+__all__ = ['sparsifiable_layers', 'plan_counts', 'Sparsifier']
 
 # %% ../nbs/03c_sparsifier.ipynb #cc3543fb
 _CONTEXTS = ('local', 'global')
@@ -81,6 +81,27 @@ def _kept_multiple(kept:int, n:int, r:int|None) -> int:
     "`kept` rounded to a multiple of `r` (at least `r` if anything is kept), at most `n`"
     if r is None or kept == 0: return kept
     return min(n, r * max(1, round(kept / r)))
+
+# %% ../nbs/03c_sparsifier.ipynb #ff7690ee
+def plan_counts(
+    targets:list,                  # (unit keys of a selection group, its target percentage), for each group
+    units:dict[str, int],          # Units of each key
+    caps:dict[str, int],           # The most units each key may lose in a group of several
+    held:dict[str, int]|None=None, # Units of each key pruned for good: never fewer
+    round_to:int|None=None,        # Keep a multiple of this many units in each single-key group
+) -> dict[tuple[str, ...], int]:
+    "Units to prune in each selection group to reach its target: pure arithmetic, no model"
+    out, held = {}, ifnone(held, {})
+    for names, pct in targets:
+        u = sum(units[n] for n in names)
+        k = round(u * pct / 100)
+        if len(names) > 1 and k > sum(caps[n] for n in names):
+            raise ValueError(f"A global sparsity of {pct:g}% ({k} of {u} units) cannot be reached when no layer may lose more than "
+                             f"max_layer_sparsity of its units ({sum(caps[n] for n in names)} in all): raise max_layer_sparsity "
+                             f"(100 allows whole layers to go; None, all but one unit), or lower the target")
+        if len(names) == 1: k = u - _kept_multiple(u - k, u, round_to)
+        out[tuple(names)] = max(k, sum(held.get(n, 0) for n in names))
+    return out
 
 # %% ../nbs/03c_sparsifier.ipynb #f4cdb25c
 class Sparsifier:
@@ -234,17 +255,10 @@ class Sparsifier:
     ) -> dict[tuple[str, ...], int]:
         "Units to prune in each selection group (a tuple of layer names) to reach `sparsity`; cheap, touches nothing"
         check_int(round_to, 'round_to')
-        out = {}
-        for names, pct in self._targets(sparsity):
-            u = sum(self.units[n] for n in names)
-            k = round(u * pct / 100)
-            if len(names) > 1 and k > sum(self.layer_cap(n) for n in names):
-                raise ValueError(f"A global sparsity of {pct:g}% cannot be reached when no layer may lose more than "
-                                 f"max_layer_sparsity={self.max_layer_sparsity}% of its units (None: all but one): raise "
-                                 f"max_layer_sparsity (100 allows whole layers to go), or lower the target")
-            k = u - _kept_multiple(u - k, u, round_to) if len(names) == 1 else k
-            out[tuple(names)] = max(k, sum(self.held.get(n, 0) for n in names))  # what the starting masks prune stays pruned
-        return out
+        targets = self._targets(sparsity)
+        if self.nm:
+            for _, pct in targets: self._check_nm_share(pct)
+        return plan_counts(targets, self.units, {n: self.layer_cap(n) for n in self.units}, self.held, round_to)
 
     def layer_cap(self, key:str) -> int:
         "The most units that layer (or coupled channel group) `key` may lose in a global group: see `max_layer_sparsity`"
@@ -256,17 +270,22 @@ class Sparsifier:
         masks = {n: self._key_mask(n) for n in self.units}
         return {g: sum(0 if masks[n] is None else n_zeros(masks[n]) for n in g) for g in groups}
 
-    @torch.no_grad()
-    def _scores(self, names:list[str]) -> list[Tensor]:
-        "Unit scores of the layers (or coupled channel groups) `names`; one shared floor makes a group's scores comparable"
+    def _weight_scores(self, layers:list[str]) -> dict[str, Tensor]:
+        "The criteria's score of every weight of `layers`; an error naming the first layer whose scores are not all finite"
         crit = self.criteria
-        layers = [p for n in names for p in self.coupling[n].producers] if self.coupled else names
         raw = {n: crit.transform(self.layers[n].weight, self._reference(n), self.rng) for n in layers}
         bad = next((n for n, r in raw.items() if not bool(torch.isfinite(r).all())), None)
         if bad is not None: raise ValueError(f"Layer {bad!r} has NaN or infinite {crit.name} scores (its weights, or the weights they "
                                              f"are compared with, are not finite): its units cannot be ranked")
+        return raw
+
+    @torch.no_grad()
+    def _scores(self, names:list[str]) -> list[Tensor]:
+        "Unit scores of the layers (or coupled channel groups) `names`; one shared floor makes a group's scores comparable"
+        layers = [p for n in names for p in self.coupling[n].producers] if self.coupled else names
+        raw = self._weight_scores(layers)
         floor = min(float(r.min()) for r in raw.values()) if len(raw) > 1 else None
-        scores = {n: crit.finish(r, self.dims[n], self.masks.mask(n), floor) for n, r in raw.items()}
+        scores = {n: self.criteria.finish(r, self.dims[n], self.masks.mask(n), floor) for n, r in raw.items()}
         return [self._group_scores(n, scores) for n in names] if self.coupled else [scores[n] for n in names]
 
     def _reference(self, name:str) -> Tensor|None:
@@ -291,6 +310,8 @@ class Sparsifier:
         round_to:int|None=None,   # Keep a multiple of this many units in each layer
     ) -> None:
         "Mask the least important units so that the model reaches `sparsity`"
+        if self.nm and isinstance(sparsity, dict):
+            raise ValueError(f"N:M sparsity {self.nm[0]}:{self.nm[1]} prunes the same share of every layer: give one percentage, not a dict")
         plan = self.plan(sparsity, round_to)  # validates before anything changes
         named = {n for g in plan for n in g}
         for n in self.units:
@@ -368,16 +389,16 @@ class Sparsifier:
     @torch.no_grad()
     def _sparsify_nm(self, names, on:bool):
         "Apply the N:M pattern to layers `names`, or remove their masks if not `on`"
-        N, M = self.nm
         for n in names:
             if not on: self.masks.set(n, None); continue
-            m = self.layers[n]
-            s = self.criteria.finish(self.criteria.transform(m.weight, self._reference(n), self.rng), (), self.masks.mask(n))  # per-weight scores
-            g = s.movedim(1, -1)  # inputs last: (out, *kernel, in)
-            groups = g.reshape(-1, M)
-            keep = torch.zeros_like(groups, dtype=torch.bool)
-            keep.scatter_(1, groups.topk(N, dim=1, sorted=False).indices, True)
-            self.masks.set(n, keep.reshape(g.shape).movedim(-1, 1).contiguous())
+            s = self.criteria.finish(self._weight_scores([n])[n], (), self.masks.mask(n))  # per weight
+            self.masks.set(n, nm_keep(s, *self.nm))
+
+    def _check_nm_share(self, pct:float):
+        "N:M prunes exactly (M-N)/M of each layer, or nothing: any other target is an error"
+        N, M = self.nm
+        if pct != 0 and not math.isclose(pct, 100 * (M - N) / M):
+            raise ValueError(f"N:M sparsity {N}:{M} prunes exactly {100 * (M - N) / M:g}% of each layer (or 0%), got sparsity={pct!r}")
 
     @torch.no_grad()
     def start_from(self,

@@ -8,6 +8,7 @@ from fastai.callback.core import Callback
 from fastai.distributed import *
 from fastai.torch_core import set_seed, rank_distrib
 from fasterai_lite.all import *
+from fasterai_lite.data import digits_dls, digits_cnn
 
 def _broadcast_on_cpu(self, t, rank):
     "fastai's DistributedDL broadcasts its shuffled order as a CUDA tensor (for nccl); on CPU, gloo takes a CPU one"

@@ -88,8 +88,8 @@ def test_scoring_writes_nothing_on_the_layer(name):
 
 def test_random_draws_from_the_generator_it_is_given():
     m = nn.Linear(8, 8)
-    a, b = (random(m, 'weight', generator=torch.Generator().manual_seed(3)) for _ in range(2))
-    assert torch.equal(a, b) and not torch.equal(a, random(m, 'weight', generator=torch.Generator().manual_seed(4)))
+    a, b = (random_scores(m, 'weight', generator=torch.Generator().manual_seed(3)) for _ in range(2))
+    assert torch.equal(a, b) and not torch.equal(a, random_scores(m, 'weight', generator=torch.Generator().manual_seed(4)))
 
 def test_names_and_objects_are_interchangeable():
     assert len(available_criterias()) == 15 and 'grad_crit' in available_criterias()

@@ -2,6 +2,7 @@
 import copy, pytest, torch, torch.nn as nn
 import torchvision.models as tvm
 from fasterai_lite.all import *
+from fasterai_lite.data import vgg_cifar
 from helpers import randomize_norms
 
 def trained_looking(model):

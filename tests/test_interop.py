@@ -5,6 +5,7 @@ from fastai.learner import Learner
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
 from fasterai_lite.all import *
+from fasterai_lite.data import digits_dls, digits_cnn
 
 def lenet():
     torch.manual_seed(0)

@@ -11,7 +11,7 @@ def test_core_all_exports_every_public_name():
     for name in ('Granularities', 'get_dim', 'allowed_granularities', 'available_modules', 'add_granularity',
                  'Criteria', 'Reducer', 'Normalizer', 'available_criterias', 'grad_crit', 'movmag',
                  'Schedule', 'sched_oneshot', 'sched_iterative', 'sched_agp', 'sched_onecycle', 'sched_cos',
-                 'sched_lin', 'sched_dsd', 'one_shot', 'iterative', 'agp', 'one_cycle', 'cos', 'lin', 'dsd',
+                 'sched_lin', 'sched_dsd', 'one_shot', 'iterative', 'agp', 'one_cycle', 'cosine', 'linear', 'dsd', 'random_scores',
                  'available_schedules'):
         assert name in ns, name
 

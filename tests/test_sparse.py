@@ -311,3 +311,21 @@ def test_weights_that_cannot_be_masked_are_refused_before_training(make, said):
 def test_a_meta_model_is_refused():
     with pytest.raises(ValueError, match="Layer '0' is on the meta device"):
         Sparsifier(nn.Sequential(nn.Linear(4, 4, device='meta')), 'weight', 'local', 'large_final', layer_type=nn.Linear)
+
+def test_non_finite_weights_are_refused_with_n_m_too():
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4))
+    with torch.no_grad(): model[0].weight[3, 1] = float('nan')
+    sp = Sparsifier(model, 'weight', 'local', 'large_final', nm=True, layer_type=nn.Linear)
+    with pytest.raises(ValueError, match=r"Layer '0' has NaN or infinite large_final scores"): sp.sparsify_model(50)
+    assert all(int((m.weight == 0).sum()) == 0 for m in (model[0], model[2]))  # nothing zeroed
+
+@pytest.mark.parametrize('target, said', [(30, r"prunes exactly 50% of each layer \(or 0%\), got sparsity=30"),
+                                          ({'0': 50}, "give one percentage, not a dict")])
+def test_n_m_targets_other_than_its_share_are_refused(target, said):
+    "Once any target gave 2:4 (50%), whatever was asked"
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4))
+    sp = Sparsifier(model, 'weight', 'local', 'large_final', nm=True, layer_type=nn.Linear)
+    with pytest.raises(ValueError, match=said): sp.sparsify_model(target)
+    with pytest.raises(ValueError, match=said if isinstance(target, int) else "prunes exactly"): sp.sparsify_layer('0', 30)
+    sp.sparsify_model(50)
+    assert all(int((m.weight.reshape(-1, 4) != 0).sum(1).max()) == 2 for m in (model[0], model[2]))

@@ -4,11 +4,11 @@
 
 # %% ../../nbs/00a_core.checks.ipynb #43505f18
 from __future__ import annotations
-import math
+import math, sys, warnings
 import numpy as np
 
 # %% auto #0
-__all__ = ['check_range', 'check_int', 'check_positive']
+__all__ = ['check_range', 'check_int', 'check_positive', 'renamed']
 
 # %% ../../nbs/00a_core.checks.ipynb #00ac9dce
 def check_range(v, what:str, lo:float=0., hi:float=1., noun:str='a number') -> float:
@@ -30,3 +30,13 @@ def check_positive(v, what:str) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not 0 < v < math.inf:
         raise ValueError(f"{what} must be a positive number, got {v!r}")
     return float(v)
+
+# %% ../../nbs/00a_core.checks.ipynb #39190dbd
+def renamed(module:str, names:dict[str, str]):
+    "A module `__getattr__` that gives each old name in `names` (old -> new) as the new one, with a DeprecationWarning"
+    def __getattr__(name:str):
+        if name not in names: raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        warnings.warn(f"{module}.{name} is now {names[name]}: the old name collides with another library's under star imports; "
+                      f"the string {name!r} still names it", DeprecationWarning, stacklevel=2)
+        return getattr(sys.modules[module], names[name])
+    return __getattr__

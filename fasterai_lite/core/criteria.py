@@ -10,9 +10,10 @@ from fastcore.basics import *
 from fastcore.imports import noop
 from typing import Callable
 from .granularity import *
+from .checks import renamed
 
 # %% auto #0
-__all__ = ['EPS', 'CHUNK', 'random', 'large_final', 'small_final', 'squared_final', 'large_init', 'small_init',
+__all__ = ['EPS', 'CHUNK', 'random_scores', 'large_final', 'small_final', 'squared_final', 'large_init', 'small_init',
            'large_init_large_final', 'small_init_small_final', 'magnitude_increase', 'movement', 'movmag',
            'updating_magnitude_increase', 'updating_movement', 'updating_movmag', 'grad_crit', 'criterias', 'Reducer',
            'Normalizer', 'chunks', 'n_zeros', 'mask_', 'Criteria', 'taylor_importance', 'available_criterias',
@@ -195,7 +196,7 @@ def _increase(x:Tensor, y:Tensor) -> Tensor: return x - y
 def _moved(x:Tensor, y:Tensor) -> Tensor: return (x - y).abs_()
 def _movmag(x:Tensor, y:Tensor) -> Tensor: return (x - y).mul_(x).abs_()
 
-random = Criteria(_normal, uses_rng=True, name='random')
+random_scores = Criteria(_normal, uses_rng=True, name='random')
 large_final = Criteria(torch.abs, name='large_final')
 small_final = Criteria(_neg_abs, name='small_final')
 squared_final = Criteria(torch.square, name='squared_final')
@@ -212,7 +213,7 @@ updating_movmag = Criteria(noop, needs_update=True, output_fn=_movmag, name='upd
 grad_crit = Criteria(taylor_importance, needs_grad=True, name='grad_crit')
 
 # %% ../../nbs/01_core.criteria.ipynb #57bba943
-criterias = {c.name: c for c in (random, large_final, small_final, squared_final, large_init, small_init,
+criterias = {c.name: c for c in (random_scores, large_final, small_final, squared_final, large_init, small_init,
     large_init_large_final, small_init_small_final, magnitude_increase, movement, updating_magnitude_increase,
     updating_movement, movmag, updating_movmag, grad_crit)}
 
@@ -227,3 +228,5 @@ def as_criteria(c:Criteria|str) -> Criteria:
         if c in criterias: return criterias[c]
         raise ValueError(f"Unknown criteria {c!r}: allowed are {available_criterias()}, or a Criteria")
     raise TypeError(f"criteria must be a Criteria or one of {available_criterias()}, got {type(c).__name__}")
+
+__getattr__ = renamed(__name__, {'random': 'random_scores'})  # `random` was Python's module after `from fastai.vision.all import *`

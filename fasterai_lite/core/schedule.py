@@ -11,14 +11,14 @@ from fastcore.basics import *
 from functools import partial
 from fastai.callback.schedule import sched_cos, sched_lin
 from typing import Callable
-from .checks import check_range
+from .checks import check_range, renamed
 
 _all_ = ['sched_cos', 'sched_lin']  # fastai's own, re-exported with the others
 
 # %% auto #0
-__all__ = ['RAMP_END', 'one_shot', 'iterative', 'agp', 'one_cycle', 'cos', 'lin', 'dsd', 'schedules', 'Schedule', 'sched_oneshot',
-           'sched_iterative', 'sched_agp', 'sched_onecycle', 'sched_dsd', 'available_schedules', 'as_schedule',
-           'sched_cos', 'sched_lin']
+__all__ = ['RAMP_END', 'one_shot', 'iterative', 'agp', 'one_cycle', 'cosine', 'linear', 'dsd', 'schedules', 'Schedule',
+           'sched_oneshot', 'sched_iterative', 'sched_agp', 'sched_onecycle', 'sched_dsd', 'available_schedules',
+           'as_schedule', 'sched_cos', 'sched_lin']
 
 # %% ../../nbs/02_core.schedule.ipynb #e21c9b5a
 class Schedule:
@@ -103,11 +103,11 @@ one_shot = Schedule(sched_oneshot, start_pct=0.5, name='one_shot')
 iterative = Schedule(sched_iterative, start_pct=0.2, end_pct=RAMP_END, name='iterative')
 agp = Schedule(sched_agp, start_pct=0.2, end_pct=RAMP_END, name='agp')
 one_cycle = Schedule(sched_onecycle, end_pct=RAMP_END, name='one_cycle')
-cos = Schedule(sched_cos, end_pct=RAMP_END, name='cos')
-lin = Schedule(sched_lin, end_pct=RAMP_END, name='lin')
+cosine = Schedule(sched_cos, end_pct=RAMP_END, name='cos')
+linear = Schedule(sched_lin, end_pct=RAMP_END, name='lin')
 dsd = Schedule(sched_dsd, name='dsd')
 
-schedules = {s.name: s for s in (one_shot, iterative, agp, one_cycle, cos, lin, dsd)}
+schedules = {s.name: s for s in (one_shot, iterative, agp, one_cycle, cosine, linear, dsd)}
 
 def available_schedules() -> list[str]:
     "Names of the ready-made schedules, accepted wherever a `Schedule` is"
@@ -120,3 +120,5 @@ def as_schedule(s:Schedule|str) -> Schedule:
         if s in schedules: return schedules[s]
         raise ValueError(f"Unknown schedule {s!r}: allowed are {available_schedules()}, or a Schedule")
     raise TypeError(f"schedule must be a Schedule or one of {available_schedules()}, got {type(s).__name__}")
+
+__getattr__ = renamed(__name__, {'cos': 'cosine', 'lin': 'linear'})  # `from torch import *` exports `cos`; `lin` was as bare
