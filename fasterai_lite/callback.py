@@ -22,11 +22,84 @@ from .core.checks import check_int
 from .sparsifier import *
 from .sparsifier import _check_pct, _check_context, _as_types, _as_nm, _known_granularity, _check_settings
 from .prune import Pruner
+from .masks import Masks
 from .graph import plain_inputs, channel_groups
 from .checkpoint import sparsity_state_file, write_state, read_state, weights_digest, same_weights
 
 # %% auto #0
-__all__ = ['STATE_KEYS', 'SparsifyCallback']
+__all__ = ['STATE_KEYS', 'LotteryTicket', 'EndOfFitCompaction', 'SparsifyCallback']
+
+# %% ../nbs/03d_callback.ipynb #80b0dc47
+class LotteryTicket:
+    "Lottery-ticket rewinding: back to the weights of `rewind_epoch` after each pruning event, the masks kept"
+    def __init__(self,
+        rewind_epoch:int=0,       # Epoch whose starting weights are the rewind point (0: the initial weights)
+        reset_end:bool=False,     # Rewind once more at the end of fit, keeping the masks
+        save_tickets:bool=False,  # Save the model after each rewind, as `ticket_<n>.pth`
+    ):
+        check_int(rewind_epoch, 'rewind_epoch', minimum=0, none_ok=False)
+        store_attr(); self.n_tickets = 0
+
+    @property
+    def keep_init(self) -> bool:
+        "Whether the rewind point is the initial weights, which the `Sparsifier` keeps as it starts"
+        return self.rewind_epoch == 0
+
+    def check(self, start:float, n_epoch:int):
+        "Refuse a rewind point after the first pruning event, at epoch `start` of `n_epoch`"
+        if self.rewind_epoch > start:
+            raise ValueError(f"rewind_epoch ({self.rewind_epoch}) is after the schedule starts pruning (epoch {start:g} of "
+                             f"{n_epoch}): the rewind point must come before the first pruning event")
+
+    def epoch_started(self, epoch:int, masks:Masks):
+        "Keep the rewind point when `rewind_epoch` starts"
+        if epoch == self.rewind_epoch > 0: masks.keep_reference('init')
+
+    def pruned(self, masks:Masks, model:nn.Module, folder:Path):
+        "After a pruning event: back to the rewind point, and the ticket saved in `folder` if asked"
+        masks.rewind()
+        if not self.save_tickets: return
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), folder/f'ticket_{self.n_tickets}.pth')
+        self.n_tickets += 1
+
+    def fit_ended(self, masks:Masks):
+        "The last rewind, with `reset_end`"
+        if self.reset_end: masks.rewind()
+
+# %% ../nbs/03d_callback.ipynb #7b8a2672
+class EndOfFitCompaction:
+    "The last step of `SparsifyCallback(prune=True)`: checked before training, then `learn.model` replaced by the pruner's compact copy"
+    def __init__(self, pruner:Pruner): self.pruner, self.report = pruner, None
+
+    def check(self, sparsifier:Sparsifier, example:tuple):
+        "Before training: warn when the pruner will be able to remove few of the zeros `sparsifier` makes; raise if the model cannot be traced"
+        sp = sparsifier
+        if all(d is None for d in sp.channel_dims.values()):
+            warnings.warn(f"SparsifyCallback(prune=True) removes whole output channels, but granularity {sp.granularity!r} "
+                          f"zeroes none, so the compact model will be the sparse one: use 'out_channel' (a conv's 'filter', a Linear's 'row')")
+            return
+        if sp.coupled: return  # coupled selection chooses only channels that can go: `removable_share` says how many can
+        groups, _ = channel_groups(sp.model, example)
+        alone = {p for g in groups if len(g.producers) == 1 and not g.blockers and not g.to_output for p in g.producers}
+        sizes = {n: m.weight.numel() for n, m in sp.layers.items() if sp.channel_dims[n] is not None}
+        share = sum(s for n, s in sizes.items() if n in alone) / sum(sizes.values())
+        if share < 1: warnings.warn(
+            f"SparsifyCallback(prune=True, coupled=False): {1 - share:.1%} of the weights it sparsifies are in channels tied to "
+            f"other layers (residual additions, concatenations) or to the model's output, whose zeros cannot all be removed; "
+            f"coupled=True chooses only channels that can go")
+
+    def __call__(self, learn:Learner, example:tuple):
+        "Replace `learn.model` with the compact copy, with a fresh optimizer, and print the two side by side"
+        try: compact = self.pruner.prune_model(learn.model, example)
+        except Exception as e:
+            raise RuntimeError(f"SparsifyCallback(prune=True): the fit is complete, but compacting its model failed ({type(e).__name__}: "
+                               f"{e}). learn.model is the trained sparse model, kept as it is; compact it by hand with "
+                               f"`Pruner().prune_model(learn.model, x)`, x an input batch, or save it with learn.save") from e
+        learn.model = compact
+        learn.create_opt()  # the old optimizer holds the old parameters and their state
+        self.report = self.pruner.report_frame()
+        print(self.report.to_string())
 
 # %% ../nbs/03d_callback.ipynb #50b22fc2
 def _plain(v):
@@ -128,24 +201,22 @@ class SparsifyCallback(Callback):
         model = ifnone(self.model, get_model(self.learn.model))  # under DDP, the user's model and layer names, not `module.`
         if self.model is not None and not any(m is self.model for m in get_model(self.learn.model).modules()):
             raise ValueError(f"model= must be learn.model or one of its modules, got a {type(self.model).__name__} that is not in it")
-        start = self.schedule.start_pct * self.n_epoch
-        if self.lth and self.rewind_epoch > start:
-            raise ValueError(f"rewind_epoch ({self.rewind_epoch}) is after the schedule starts pruning (epoch {start:g} of "
-                             f"{self.n_epoch}): the rewind point must come before the first pruning event")
+        self.ticket = LotteryTicket(self.rewind_epoch, self.reset_end, self.save_tickets) if self.lth else None
+        if self.ticket: self.ticket.check(self.schedule.start_pct * self.n_epoch, self.n_epoch)
         if self.prune_report is not None:
             warnings.warn("SparsifyCallback(prune=True) starts another fit after compacting the model at the end of the "
                           "last one: the compact model is sparsified and compacted again, so the sparsity compounds. To "
                           "compact once, pass the callback to the last fit only.")
         state = self._resume_state()  # read and checked whole, before anything of the model changes
         kw = dict(granularity=self.granularity, context=self.context, criteria=self.criteria, nm=self.nm,
-                  layer_type=self.layer_type, keep_init=self.lth and self.rewind_epoch == 0, coupled=self.coupled,
+                  layer_type=self.layer_type, keep_init=bool(self.ticket and self.ticket.keep_init), coupled=self.coupled,
                   max_layer_sparsity=self.max_layer_sparsity, seed=_shared_seed())
         self.sparsifier = Sparsifier(model, example_inputs=self._example(), **kw)
         if self._frozen_fit():
             self.run = False  # fastai skips this callback's events until after_fit, and sets it back then
             return
         try:
-            if self.pruner is not None: self._check_compaction(model)
+            if self.pruner is not None: EndOfFitCompaction(self.pruner).check(self.sparsifier, self._example())
             if self.start_masks is not None: self.sparsifier.start_from(self.start_masks)
             self._start(state)  # dict targets are checked here, before training
         except Exception: self.sparsifier.remove(); raise  # and the model is left as it came
@@ -155,23 +226,6 @@ class SparsifyCallback(Callback):
         self.end_cb = _SparsifyEnd(self)
         self.learn.add_cb(self.end_cb)
         self.active = True
-
-    def _check_compaction(self, model:nn.Module):
-        "Before training: warn when the `Pruner` will be able to remove few of the zeros the callback makes"
-        sp = self.sparsifier
-        if all(d is None for d in sp.channel_dims.values()):
-            warnings.warn(f"SparsifyCallback(prune=True) removes whole output channels, but granularity {self.granularity!r} "
-                          f"zeroes none, so the compact model will be the sparse one: use 'out_channel' (a conv's 'filter', a Linear's 'row')")
-            return
-        if sp.coupled: return  # coupled selection chooses only channels that can go: `removable_share` says how many can
-        groups, _ = channel_groups(model, self._example())  # a model it cannot trace raises here, before training
-        alone = {p for g in groups if len(g.producers) == 1 and not g.blockers and not g.to_output for p in g.producers}
-        sizes = {n: m.weight.numel() for n, m in sp.layers.items() if sp.channel_dims[n] is not None}
-        share = sum(s for n, s in sizes.items() if n in alone) / sum(sizes.values())
-        if share < 1: warnings.warn(
-            f"SparsifyCallback(prune=True, coupled=False): {1 - share:.1%} of the weights it sparsifies are in channels tied to "
-            f"other layers (residual additions, concatenations) or to the model's output, whose zeros cannot all be removed; "
-            f"coupled=True chooses only channels that can go")
 
     def _frozen_fit(self) -> bool:
         "Whether the learner is frozen (`learn.freeze()`, as in fine_tune's first fit) with layers to sparsify in its frozen part: then the model stays dense"
@@ -191,7 +245,7 @@ class SparsifyCallback(Callback):
         self.every = ifnone(self.update_every, max(1, self.n_iter_total // 16))
         self.final_plan = self.sparsifier.plan(self.final_target, self.round_to)
         self.last_plan = self.sparsifier.plan(self.target(0.), self.round_to)  # the model starts without masks
-        self.last_event, self.n_tickets, self.last_progress = -self.every, 0, 0.
+        self.last_event, self.last_progress = -self.every, 0.
         if state is None: return
         try: self.load_state_dict(state)
         except ValueError as e: raise ValueError(f"{e} (sparsity state file: {self._resume_file()})") from None
@@ -204,7 +258,7 @@ class SparsifyCallback(Callback):
 
     def before_epoch(self):
         "Take the lottery-ticket rewind point at the start of `rewind_epoch`"
-        if self.lth and self.epoch == self.rewind_epoch and self.rewind_epoch > 0: self.sparsifier.masks.keep_reference('init')
+        if self.ticket: self.ticket.epoch_started(self.epoch, self.sparsifier.masks)
 
     def before_batch(self):
         "Re-sparsify when the schedule's plan has moved, then refresh the updating criteria's reference if it will be read"
@@ -239,18 +293,11 @@ class SparsifyCallback(Callback):
         progress, self.last_plan = due
         self.sparsifier.sparsify_model(self.target(progress), self.round_to)
         self.last_progress, self.last_event = progress, self.iter_total()
-        if self.lth: self.sparsifier.masks.rewind(); self._save_ticket()  # lottery ticket: back to the rewind point
+        if self.ticket: self.ticket.pruned(self.sparsifier.masks, self.sparsifier.model, self.learn.path/self.learn.model_dir)
 
     def iter_total(self) -> int:
         "Training batches done in this fit"
         return round(self.pct_train * self.n_iter_total)
-
-    def _save_ticket(self):
-        if not self.save_tickets: return
-        path = self.learn.path/self.learn.model_dir
-        path.mkdir(parents=True, exist_ok=True)
-        torch.save(self.sparsifier.model.state_dict(), path/f'ticket_{self.n_tickets}.pth')
-        self.n_tickets += 1
 
     def after_epoch(self):
         "Until the final sparsity has held for a whole epoch, trackers (`SaveModelCallback`, `EarlyStoppingCallback`) start their best afresh"
@@ -270,11 +317,16 @@ class SparsifyCallback(Callback):
                               f"or another callback reloaded earlier weights); the final target was applied without further "
                               f"training, giving {sp.sparsity():.2f}%")
             sp.apply_masks()
-            if self.lth and self.reset_end: sp.masks.rewind()
+            if self.ticket: self.ticket.fit_ended(sp.masks)
             self.report = sp.sparsity_report()
             sp.print_sparsity()
         finally: self._cleanup()
         if self.pruner is not None: self._compact()
+
+    def _compact(self):
+        compaction = EndOfFitCompaction(self.pruner)
+        compaction(self.learn, self._example())
+        self.prune_report = compaction.report
 
     def _abort(self):
         "An exception ended the fit: keep the masks applied (no pruned unit grows back), then clean up"
@@ -296,18 +348,6 @@ class SparsifyCallback(Callback):
         learn.metrics = [m for m in learn.metrics if m is not self.metric]
         if self.end_cb in learn.cbs: learn.remove_cb(self.end_cb)
 
-    def _compact(self):
-        "Replace learn.model with the pruner's compact copy, with a fresh optimizer, and report the two side by side"
-        try: compact = self.pruner.prune_model(self.learn.model, self._example())
-        except Exception as e:
-            raise RuntimeError(f"SparsifyCallback(prune=True): the fit is complete, but compacting its model failed ({type(e).__name__}: "
-                               f"{e}). learn.model is the trained sparse model, kept as it is; compact it by hand with "
-                               f"`Pruner().prune_model(learn.model, x)`, x an input batch, or save it with learn.save") from e
-        self.learn.model = compact
-        self.learn.create_opt()  # the old optimizer holds the old parameters and their state
-        self.prune_report = self.pruner.report_frame()
-        print(self.prune_report.to_string())
-
     def settings(self) -> dict:
         "What a saved state must agree with to be resumed: the targets, schedule and length of the run, and the sparsifier's settings"
         layer_types = [t.__name__ for t in _as_types(self.layer_type)]
@@ -319,7 +359,7 @@ class SparsifyCallback(Callback):
         "Everything a resumed fit needs: settings, the sparsifier's state (masks, references, RNG), the schedule's position, and the weights' fingerprint"
         sp = self.sparsifier
         return dict(settings=self.settings(), sparsifier=sp.state_dict(), epoch=self.epoch, iter=self.iter_total(),
-                    progress=float(self.last_progress), last_event=self.last_event, n_tickets=self.n_tickets,
+                    progress=float(self.last_progress), last_event=self.last_event, n_tickets=self.ticket.n_tickets if self.ticket else 0,
                     last_plan=[[list(k), v] for k, v in self.last_plan.items()], weights=weights_digest(sp.layers))
 
     def load_state_dict(self, state:dict):
@@ -331,7 +371,8 @@ class SparsifyCallback(Callback):
                              "it is beside before resuming")
         sp.load_state_dict(state['sparsifier'])
         self.last_plan = {tuple(k): v for k, v in state['last_plan']}
-        self.last_progress, self.last_event, self.n_tickets = state['progress'], state['last_event'], state['n_tickets']
+        self.last_progress, self.last_event = state['progress'], state['last_event']
+        if self.ticket: self.ticket.n_tickets = state['n_tickets']
 
     def _resume_file(self) -> Path:
         "The sparsity state file of checkpoint `resume`, found where `learn.load` finds the checkpoint"

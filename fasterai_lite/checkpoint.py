@@ -12,12 +12,17 @@ import torch, torch.nn as nn
 __all__ = ['sparsity_state_file', 'write_state', 'read_state', 'weights_digest', 'same_weights']
 
 # %% ../nbs/03e_checkpoint.ipynb #4e600c5b
-def sparsity_state_file(checkpoint) -> Path:
+def sparsity_state_file(
+    checkpoint,  # The checkpoint file, as `learn.save` returns it (`<path>/<name>.pth`)
+) -> Path:
     "Where the sparsity state of checkpoint file `checkpoint` is kept: beside it, as `<checkpoint>.sparsity`"
     return Path(f"{checkpoint}.sparsity")
 
 # %% ../nbs/03e_checkpoint.ipynb #17a4f58d
-def write_state(state:dict, file) -> Path:
+def write_state(
+    state:dict,  # What to save: plain Python values and tensors
+    file,        # Where: a path
+) -> Path:
     "Save `state` to `file` atomically: into a temporary file beside it, renamed over `file` only once complete"
     file = Path(file)
     fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f'.{file.name}.', suffix='.tmp')
@@ -30,7 +35,10 @@ def write_state(state:dict, file) -> Path:
     return file
 
 # %% ../nbs/03e_checkpoint.ipynb #13377b6b
-def read_state(file, keys:dict) -> dict:
+def read_state(
+    file,        # The state file, a path
+    keys:dict,   # The keys the state must have, each with the type of its value
+) -> dict:
     "The state saved in `file` by `write_state`, with `keys` (key -> type) checked; every failure names the file"
     file = Path(file)
     if not file.exists(): raise FileNotFoundError(f"No sparsity state at {file}: it is written beside the checkpoints of a fit with SparsifyCallback")
@@ -45,13 +53,19 @@ def read_state(file, keys:dict) -> dict:
 
 # %% ../nbs/03e_checkpoint.ipynb #a08bd541
 @torch.no_grad()
-def weights_digest(layers:dict[str, nn.Module], n:int=4096) -> dict[str, list[float]]:
+def weights_digest(
+    layers:dict[str, nn.Module],  # Layers by name, each with a `weight`
+    n:int=4096,                   # How many weights of each layer the fingerprint reads
+) -> dict[str, list[float]]:
     "A fingerprint of each layer's weight: the sum and the sum of absolute values of `n` evenly spaced weights, in double precision"
     def sums(w):
         w = w.detach().reshape(-1)[::max(1, w.numel() // n)].double()  # two checkpoints of a run differ in nearly every weight
         return [float(w.sum()), float(w.abs().sum())]
     return {name: sums(m.weight) for name, m in layers.items()}
 
-def same_weights(a:dict, b:dict) -> bool:
+def same_weights(
+    a:dict,  # A `weights_digest`
+    b:dict,  # Another
+) -> bool:
     "Whether two `weights_digest`s are of the same weights (to the rounding of a sum on another device)"
     return a.keys() == b.keys() and all(math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9) for n in a for x, y in zip(a[n], b[n]))

@@ -11,13 +11,24 @@ import numpy as np
 __all__ = ['check_range', 'check_int', 'check_positive', 'renamed']
 
 # %% ../../nbs/00a_core.checks.ipynb #00ac9dce
-def check_range(v, what:str, lo:float=0., hi:float=1., noun:str='a number') -> float:
+def check_range(
+    v,                     # The value to check
+    what:str,              # Its name, for the error
+    lo:float=0.,           # Lowest allowed
+    hi:float=1.,           # Highest allowed
+    noun:str='a number',   # What it must be, for the error ('a percentage', ...)
+) -> float:
     "`v` as a float, if it is a real number in [`lo`, `hi`]; else a ValueError naming `what`, the range and `v`"
     if not isinstance(v, (int, float, np.number)) or isinstance(v, bool) or not lo <= v <= hi:  # NaN fails too
         raise ValueError(f"{what} must be {noun} in [{lo:g}, {hi:g}], got {v!r}")
     return float(v)
 
-def check_int(v, what:str, minimum:int=1, none_ok:bool=True) -> int|None:
+def check_int(
+    v,                   # The value to check
+    what:str,            # Its name, for the error
+    minimum:int=1,       # Smallest allowed
+    none_ok:bool=True,   # Whether None is allowed
+) -> int|None:
     "`v`, if it is an int >= `minimum` (or None, if `none_ok`); else a ValueError naming `what`"
     if v is None and none_ok: return None
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
@@ -25,14 +36,20 @@ def check_int(v, what:str, minimum:int=1, none_ok:bool=True) -> int|None:
         raise ValueError(f"{what} must be {kind}{' or None' if none_ok else ''}, got {v!r}")
     return int(v)
 
-def check_positive(v, what:str) -> float:
+def check_positive(
+    v,         # The value to check
+    what:str,  # Its name, for the error
+) -> float:
     "`v` as a float, if it is a positive finite number; else a ValueError naming `what`"
     if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not 0 < v < math.inf:
         raise ValueError(f"{what} must be a positive number, got {v!r}")
     return float(v)
 
 # %% ../../nbs/00a_core.checks.ipynb #39190dbd
-def renamed(module:str, names:dict[str, str]):
+def renamed(
+    module:str,             # The module's `__name__`
+    names:dict[str, str],   # Old name -> new name
+):
     "A module `__getattr__` that gives each old name in `names` (old -> new) as the new one, with a DeprecationWarning"
     def __getattr__(name:str):
         if name not in names: raise AttributeError(f"module {module!r} has no attribute {name!r}")
