@@ -14,6 +14,7 @@ from .core.criteria import *
 from .core.checks import check_range, check_int
 from .select import select_lowest, nm_keep
 from .masks import Masks
+from .stats import sparsity_table, print_sparsity_table
 from .graph import ChannelGroup, channel_groups, following_norms, inputs_for, refuse_tied
 
 # %% auto #0
@@ -430,13 +431,8 @@ class Sparsifier:
         self.apply_masks()
 
     def sparsity_report(self) -> pd.DataFrame:
-        "One row per sparsified layer: its name, type, weight count, zero weights and sparsity (%); with `coupled`, whether removable"
-        rows, removable = [], self.removable
-        for n, m in self.layers.items():
-            p, z = m.weight.numel(), n_zeros(m.weight)
-            rows.append(dict(layer=n, type=type(m).__name__, params=p, zeros=z, sparsity=round(100 * z / p, 2)))
-            if removable is not None: rows[-1]['removable'] = removable[n]
-        return pd.DataFrame(rows)
+        "One row per sparsified layer (`sparsity_table`): its name, type, weight count, zero weights and sparsity (%); with `coupled`, whether removable"
+        return sparsity_table(self.layers, self.removable)
 
     def sparsity(self) -> float:
         "Percentage of zero weights over all sparsified layers"
@@ -445,10 +441,7 @@ class Sparsifier:
 
     def print_sparsity(self) -> None:
         "Print the sparsity report, with the total over all sparsified layers"
-        df = self.sparsity_report()
-        print(df.to_string(index=False))
-        print(f"Total: {df.zeros.sum():,} of {df.params.sum():,} weights are zero ({self.sparsity():.2f}%)")
-        if self.coupled: print(f"Removable (their channels can go, so only they are chosen): {self.removable_share:.1%} of these weights")
+        print_sparsity_table(self.sparsity_report(), self.removable_share)
 
     def remove(self) -> None:
         "Take the masks and reference weights off the model, leaving its (zeroed) weights"

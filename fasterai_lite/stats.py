@@ -16,7 +16,7 @@ from .graph import model_outputs, modes_kept, inputs_for, plain_inputs
 
 # %% auto #0
 __all__ = ['prunable_layers', 'param_count', 'zero_weights', 'size_mb', 'layer_macs', 'macs', 'latency_table', 'latency_ms',
-           'speedup', 'layer_stats', 'model_stats', 'compare_models']
+           'speedup', 'layer_stats', 'model_stats', 'compare_models', 'sparsity_table', 'print_sparsity_table']
 
 # %% ../nbs/08_stats.ipynb #1265ac60
 def prunable_layers(model:nn.Module) -> dict[str, nn.Module]:
@@ -152,3 +152,26 @@ def compare_models(
         df[f'{ref}/{k}'] = [round(a / b, 2) if b else float('inf') for a, b in zip(df[ref], df[k])]
     df.loc['sparsity', [f'{ref}/{k}' for k, _ in rest]] = None  # a ratio of sparsities means nothing
     return df
+
+# %% ../nbs/08_stats.ipynb #bd58f760
+def sparsity_table(
+    layers:dict[str, nn.Module],  # Layers by name, each with a `weight`
+    removable:dict|None=None,     # Layer name -> whether its zero channels can be removed, if known
+) -> pd.DataFrame:
+    "One row per layer: name, type, weight count, zero weights, sparsity (%), and whether removable when known"
+    rows = []
+    for n, m in layers.items():
+        p, z = m.weight.numel(), n_zeros(m.weight)
+        rows.append(dict(layer=n, type=type(m).__name__, params=p, zeros=z, sparsity=round(100 * z / p, 2)))
+        if removable is not None: rows[-1]['removable'] = removable[n]
+    return pd.DataFrame(rows)
+
+def print_sparsity_table(
+    table:pd.DataFrame,               # A `sparsity_table`
+    removable_share:float|None=None,  # Share of the weights whose channels can be removed, if known
+):
+    "Print a `sparsity_table` and its total"
+    zeros, params = table.zeros.sum(), table.params.sum()
+    print(table.to_string(index=False))
+    print(f"Total: {zeros:,} of {params:,} weights are zero ({100 * zeros / params:.2f}%)")
+    if removable_share is not None: print(f"Removable (their channels can go, so only they are chosen): {removable_share:.1%} of these weights")
