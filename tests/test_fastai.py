@@ -193,3 +193,21 @@ def test_loading_a_compact_checkpoint_into_a_dense_learner_names_the_loader(comp
     with pytest.raises(ValueError, match="holds no compact model"): load_compact(dense.model, before)
     dense.load_compact('compact')
     assert weight_count(dense.model) == weight_count(compacted.model)
+
+def test_show_results_and_interpretation_leave_the_model_alone(digits):
+    "Both run fastai's get_preds, and so its before_fit and after_fit, with the callback added to the learner"
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from fastai.interpret import ClassificationInterpretation
+    set_seed(0)
+    learn = vision_learner(image_dls(digits), resnet18, pretrained=False, metrics=accuracy)
+    cb = SparsifyCallback(50, 'filter', 'local', 'large_final', 'one_shot')
+    learn.add_cb(cb)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-3)
+        before, report = {k: v.clone() for k, v in learn.model.state_dict().items()}, cb.report
+        learn.show_results(max_n=2); plt.close('all')
+        ClassificationInterpretation.from_learner(learn).top_losses(2)
+    after = learn.model.state_dict()
+    assert list(after) == list(before) and all(torch.equal(after[k], v) for k, v in before.items())
+    assert cb.report is report and ours(learn) == [cb]
