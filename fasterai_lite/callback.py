@@ -6,28 +6,27 @@
 from __future__ import annotations
 import signal, threading, warnings
 from contextlib import contextmanager
+from typing import Callable
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn
 from fastcore.basics import *
-from fastcore.xtras import join_path_file
 from fastai.callback.core import Callback
-from fastai.callback.tracker import TrackerCallback, SaveModelCallback
-from fastai.learner import Learner, ValueMetric, SkipToEpoch
+from fastai.callback.tracker import TrackerCallback
+from fastai.learner import Learner, ValueMetric
 from fastai.callback.schedule import LRFinder
-from fastai.torch_core import get_model, rank_distrib
+from fastai.torch_core import get_model
 from .core.criteria import *
 from .core.schedule import *
-from .core.checks import check_int
 from .sparsifier import *
-from .sparsifier import _check_pct, _check_context, _as_types, _as_nm, _known_granularity, _check_settings
+from .core.checks import check_int, check_pct, check_context, layer_types, as_nm, check_granularity, check_sparsity, check_settings
 from .prune import Pruner
 from .masks import Masks
 from .graph import plain_inputs, channel_groups
-from .checkpoint import sparsity_state_file, write_state, read_state, weights_digest, same_weights
+from .checkpoint import SparsityCheckpoints, plain_values, weights_digest, same_weights
 
 # %% auto #0
-__all__ = ['STATE_KEYS', 'LotteryTicket', 'EndOfFitCompaction', 'SparsifyCallback']
+__all__ = ['STATE_KEYS', 'LotteryTicket', 'EndOfFitCompaction', 'PruningClock', 'SparsifyCallback']
 
 # %% ../nbs/03d_callback.ipynb #80b0dc47
 class LotteryTicket:
@@ -101,12 +100,53 @@ class EndOfFitCompaction:
         self.report = self.pruner.report_frame()
         print(self.report.to_string())
 
-# %% ../nbs/03d_callback.ipynb #50b22fc2
-def _plain(v):
-    "`v` with NumPy numbers (in a dict too) as Python's, which `torch.load(weights_only=True)` reads"
-    if isinstance(v, dict): return {k: _plain(x) for k, x in v.items()}
-    return v.item() if isinstance(v, np.generic) else v
+# %% ../nbs/03d_callback.ipynb #9ac96415
+class PruningClock:
+    "When a fit re-sparsifies: the schedule's plan at each batch's end, applied when it moves, at most every `every` batches"
+    def __init__(self,
+        plan_at:Callable[[float], dict],  # The plan (units to prune per selection group) at a progress of the schedule
+        schedule:Schedule,                # How progress follows the fraction of training done
+        n_iter:int,                       # Training batches in the fit: what fastai's pct_train counts
+        every:int|None=None,              # Batches between two re-maskings; None: at most 16 per fit
+    ):
+        store_attr('plan_at,schedule,n_iter')
+        self.every = ifnone(every, max(1, n_iter // 16))
+        self.final_plan, self.last_plan = plan_at(schedule.progress(1.)), plan_at(0.)  # the model starts without masks
+        self.last_event, self.last_progress = -self.every, 0.
 
+    def batches_done(self, pct_train:float) -> int:
+        "Training batches done at fastai's `pct_train`"
+        return round(pct_train * self.n_iter)
+
+    def due(self, pct_train:float, ahead:int=0) -> tuple|None:
+        "`(progress, plan)` if the batch `ahead` batches after the one at `pct_train` re-sparsifies, else None"
+        pct = pct_train
+        for _ in range(1 + ahead): pct += 1 / self.n_iter  # the same float steps as fastai's pct_train: an exact forecast
+        progress = self.schedule.progress(min(1., pct))
+        if progress == self.last_progress: return None  # before the schedule starts, after it ends, between steps
+        plan = self.plan_at(progress)
+        if plan == self.last_plan: return None
+        if self.batches_done(pct_train) + ahead - self.last_event < self.every and plan != self.final_plan: return None  # too soon
+        return progress, plan
+
+    def moved(self, pct_train:float, progress:float, plan:dict):
+        "Record that the batch at `pct_train` re-sparsified the model to `plan`, at `progress`"
+        self.last_progress, self.last_plan, self.last_event = progress, plan, self.batches_done(pct_train)
+
+    def settled(self, pct_train:float, batches_per_epoch:int) -> bool:
+        "Whether the final plan has held for a whole epoch"
+        return self.last_plan == self.final_plan and self.last_event <= self.batches_done(pct_train) - batches_per_epoch
+
+    def state_dict(self) -> dict:
+        "Where the clock stands: the last progress, event and plan, as plain values"
+        return dict(progress=float(self.last_progress), last_event=self.last_event, last_plan=[[list(k), v] for k, v in self.last_plan.items()])
+
+    def load_state_dict(self, state:dict):
+        "Stand where a `state_dict` says"
+        self.last_plan = {tuple(k): v for k, v in state['last_plan']}
+        self.last_progress, self.last_event = state['progress'], state['last_event']
+
+# %% ../nbs/03d_callback.ipynb #50b22fc2
 def _scaled(sparsity, f:float):
     "`sparsity` (a percentage or a dict of them) times `f`"
     return {k: v * f for k, v in sparsity.items()} if isinstance(sparsity, dict) else sparsity * f
@@ -139,20 +179,11 @@ class SparsifyCallback(Callback):
         start_masks:dict|None=None,      # Keep-masks to start from, held all along (see `Sparsifier.start_from`), e.g. `from_torch_prune`'s
         resume:str|Path|None=None,       # Checkpoint that `learn.load` loaded, as named to it: `fit(start_epoch=...)` continues its masks and schedule
     ):
-        if isinstance(sparsity, dict):
-            if not sparsity: raise ValueError("sparsity is an empty dict: name at least one layer")
-            for k, v in sparsity.items(): _check_pct(v, f"sparsity of {k!r}")
-        else: _check_pct(sparsity)
-        _check_context(context)
+        check_sparsity(sparsity, as_nm(nm)); check_context(context)
         criteria, schedule = as_criteria(criteria), as_schedule(schedule)
-        _known_granularity(granularity); _as_types(layer_type); check_int(round_to, 'round_to')
-        N_M = _as_nm(nm)
-        if N_M and isinstance(sparsity, dict):
-            raise ValueError(f"N:M sparsity {N_M[0]}:{N_M[1]} prunes the same share of every layer: give one percentage, not a dict")
-        if N_M and sparsity not in (0, 100 * (N_M[1] - N_M[0]) / N_M[1]):
-            raise ValueError(f"N:M sparsity {N_M[0]}:{N_M[1]} prunes exactly {100 * (N_M[1] - N_M[0]) / N_M[1]:g}%, got sparsity={sparsity!r}")
+        check_granularity(granularity); layer_types(layer_type); check_int(round_to, 'round_to')
         check_int(rewind_epoch, 'rewind_epoch', minimum=0, none_ok=False); check_int(update_every, 'update_every')
-        if max_layer_sparsity is not None: _check_pct(max_layer_sparsity, 'max_layer_sparsity')
+        if max_layer_sparsity is not None: check_pct(max_layer_sparsity, 'max_layer_sparsity')
         if coupled and model is not None:
             raise ValueError("coupled=True traces the whole learn.model to find coupled channels: choose the layers with "
                              "layer_type (or a dict sparsity), not with model=")
@@ -162,7 +193,7 @@ class SparsifyCallback(Callback):
         if resume is not None and not isinstance(resume, (str, Path)):
             raise TypeError(f"resume must be the name or path of a checkpoint (as given to learn.load), got {resume!r}")
         if prune and pruner is None: pruner = Pruner(verbose=False)
-        sparsity, max_layer_sparsity = _plain(sparsity), _plain(max_layer_sparsity)  # saved in checkpoints: weights_only loads them
+        sparsity, max_layer_sparsity = plain_values(sparsity), plain_values(max_layer_sparsity)  # saved in checkpoints: weights_only loads them
         store_attr()
         self.sparsifier, self.report, self.prune_report, self.active = None, None, None, False
 
@@ -207,7 +238,8 @@ class SparsifyCallback(Callback):
             warnings.warn("SparsifyCallback(prune=True) starts another fit after compacting the model at the end of the "
                           "last one: the compact model is sparsified and compacted again, so the sparsity compounds. To "
                           "compact once, pass the callback to the last fit only.")
-        state = self._resume_state()  # read and checked whole, before anything of the model changes
+        self.checkpoints = SparsityCheckpoints(self.learn, STATE_KEYS, self.resume)
+        state = self.checkpoints.resume_state()  # read and checked whole, before anything of the model changes
         kw = dict(granularity=self.granularity, context=self.context, criteria=self.criteria, nm=self.nm,
                   layer_type=self.layer_type, keep_init=bool(self.ticket and self.ticket.keep_init), coupled=self.coupled,
                   max_layer_sparsity=self.max_layer_sparsity, seed=_shared_seed())
@@ -222,7 +254,6 @@ class SparsifyCallback(Callback):
         except Exception: self.sparsifier.remove(); raise  # and the model is left as it came
         self.metric = ValueMetric(self.sparsifier.sparsity, 'sparsity')
         self.learn.metrics = self.learn.metrics + [self.metric]
-        self.saved = set()  # the checkpoints whose state this fit wrote
         self.end_cb = _SparsifyEnd(self)
         self.learn.add_cb(self.end_cb)
         self.active = True
@@ -241,14 +272,11 @@ class SparsifyCallback(Callback):
     def _start(self, state:dict|None):
         "Set the schedule at its start, or where a saved state (read from `resume`'s) left it"
         self.sparsifier.plan(self.sparsity, self.round_to)
-        self.n_iter_total = self.n_epoch * len(self.dls.train)  # the count fastai steps pct_train by
-        self.every = ifnone(self.update_every, max(1, self.n_iter_total // 16))
-        self.final_plan = self.sparsifier.plan(self.final_target, self.round_to)
-        self.last_plan = self.sparsifier.plan(self.target(0.), self.round_to)  # the model starts without masks
-        self.last_event, self.last_progress = -self.every, 0.
+        self.clock = PruningClock(lambda p: self.sparsifier.plan(self.target(p), self.round_to), self.schedule,
+                                  self.n_epoch * len(self.dls.train), self.update_every)
         if state is None: return
         try: self.load_state_dict(state)
-        except ValueError as e: raise ValueError(f"{e} (sparsity state file: {self._resume_file()})") from None
+        except ValueError as e: raise ValueError(f"{e} (sparsity state file: {self.checkpoints.file(self.resume)})") from None
 
     def _example(self) -> tuple:
         "The inputs of one sample, to trace and measure the model with: from the validation set, or the training set without one"
@@ -264,7 +292,7 @@ class SparsifyCallback(Callback):
         "Re-sparsify when the schedule's plan has moved, then refresh the updating criteria's reference if it will be read"
         if not self.training: return
         if not self.criteria.needs_grad: self._step_schedule()
-        if self.criteria.needs_update and self._due(ahead=0 if self.criteria.needs_grad else 1) is not None:
+        if self.criteria.needs_update and self.clock.due(self.pct_train, ahead=0 if self.criteria.needs_grad else 1) is not None:
             self.sparsifier.masks.keep_reference('old')
 
     def after_backward(self):
@@ -275,33 +303,17 @@ class SparsifyCallback(Callback):
         "Keep the masked weights at exactly 0"
         self.sparsifier.apply_masks()
 
-    def _due(self, ahead:int=0) -> tuple|None:
-        "`(progress, plan)` if the batch `ahead` batches after this one re-sparsifies, else None"
-        pct = self.pct_train
-        for _ in range(1 + ahead): pct += 1 / self.n_iter_total  # the same float steps as fastai's pct_train: an exact forecast
-        progress = self.schedule.progress(min(1., pct))
-        if progress == self.last_progress: return None  # before the schedule starts, after it ends, between steps
-        plan = self.sparsifier.plan(self.target(progress), self.round_to)
-        if plan == self.last_plan: return None
-        if self.iter_total() + ahead - self.last_event < self.every and plan != self.final_plan: return None  # too soon: retried next batch
-        return progress, plan
-
     def _step_schedule(self):
         "Sparsify to the schedule's target at the end of this batch, if its plan moved and the cadence allows"
-        due = self._due()
+        due = self.clock.due(self.pct_train)
         if due is None: return
-        progress, self.last_plan = due
-        self.sparsifier.sparsify_model(self.target(progress), self.round_to)
-        self.last_progress, self.last_event = progress, self.iter_total()
+        self.sparsifier.sparsify_model(self.target(due[0]), self.round_to)
+        self.clock.moved(self.pct_train, *due)
         if self.ticket: self.ticket.pruned(self.sparsifier.masks, self.sparsifier.model, self.learn.path/self.learn.model_dir)
-
-    def iter_total(self) -> int:
-        "Training batches done in this fit"
-        return round(self.pct_train * self.n_iter_total)
 
     def after_epoch(self):
         "Until the final sparsity has held for a whole epoch, trackers (`SaveModelCallback`, `EarlyStoppingCallback`) start their best afresh"
-        if self.last_plan == self.final_plan and self.last_event <= self.iter_total() - len(self.dls.train): return
+        if self.clock.settled(self.pct_train, len(self.dls.train)): return
         for t in self.learn.cbs:
             if isinstance(t, TrackerCallback): t.best = float('inf') if t.comp == np.less else -float('inf')
 
@@ -310,7 +322,7 @@ class SparsifyCallback(Callback):
         sp = self.sparsifier
         try:
             self.follow_reloads()
-            if sp.pruned(self.final_plan) != self.final_plan:  # stopped early, or weights were reloaded by another callback
+            if sp.pruned(self.clock.final_plan) != self.clock.final_plan:  # stopped early, or weights were reloaded by another callback
                 before = sp.sparsity()
                 sp.sparsify_model(self.final_target, self.round_to)
                 warnings.warn(f"SparsifyCallback: the model ended the fit at {before:.2f}% sparsity (training stopped early, "
@@ -350,67 +362,36 @@ class SparsifyCallback(Callback):
 
     def settings(self) -> dict:
         "What a saved state must agree with to be resumed: the targets, schedule and length of the run, and the sparsifier's settings"
-        layer_types = [t.__name__ for t in _as_types(self.layer_type)]
-        return dict(sparsity=self.sparsity, schedule=repr(self.schedule), layer_type=layer_types, round_to=self.round_to,
+        return dict(sparsity=self.sparsity, schedule=repr(self.schedule), layer_type=[t.__name__ for t in layer_types(self.layer_type)], round_to=self.round_to,
                     lth=self.lth, rewind_epoch=self.rewind_epoch, n_epoch=self.n_epoch, batches_per_epoch=len(self.dls.train),
-                    every=self.every, **self.sparsifier.settings())
+                    every=self.clock.every, **self.sparsifier.settings())
 
     def state_dict(self) -> dict:
         "Everything a resumed fit needs: settings, the sparsifier's state (masks, references, RNG), the schedule's position, and the weights' fingerprint"
         sp = self.sparsifier
-        return dict(settings=self.settings(), sparsifier=sp.state_dict(), epoch=self.epoch, iter=self.iter_total(),
-                    progress=float(self.last_progress), last_event=self.last_event, n_tickets=self.ticket.n_tickets if self.ticket else 0,
-                    last_plan=[[list(k), v] for k, v in self.last_plan.items()], weights=weights_digest(sp.layers))
+        return dict(settings=self.settings(), sparsifier=sp.state_dict(), epoch=self.epoch, iter=self.clock.batches_done(self.pct_train),
+                    n_tickets=self.ticket.n_tickets if self.ticket else 0, weights=weights_digest(sp.layers), **self.clock.state_dict())
 
     def load_state_dict(self, state:dict):
         "Restore a saved state: the masks and references, and the schedule's position; an error naming what differs"
-        _check_settings(state['settings'], self.settings())
+        check_settings(state['settings'], self.settings())
         sp = self.sparsifier
         if state['weights'].keys() == sp.layers.keys() and not same_weights(state['weights'], weights_digest(sp.layers)):
             raise ValueError("The model's weights are not the ones this sparsity state was saved with: learn.load the checkpoint "
                              "it is beside before resuming")
         sp.load_state_dict(state['sparsifier'])
-        self.last_plan = {tuple(k): v for k, v in state['last_plan']}
-        self.last_progress, self.last_event = state['progress'], state['last_event']
+        self.clock.load_state_dict(state)
         if self.ticket: self.ticket.n_tickets = state['n_tickets']
-
-    def _resume_file(self) -> Path:
-        "The sparsity state file of checkpoint `resume`, found where `learn.load` finds the checkpoint"
-        return sparsity_state_file(join_path_file(self.resume, self.learn.path/self.learn.model_dir, ext='.pth'))
-
-    def _resume_state(self) -> dict|None:
-        "The sparsity state saved beside checkpoint `resume`, read and checked against `fit(start_epoch=...)`"
-        start = next((c._skip_to for c in self.learn.cbs if isinstance(c, SkipToEpoch)), 0)
-        if self.resume is None:
-            if start: warnings.warn(f"fit(start_epoch={start}) without SparsifyCallback(resume=<checkpoint>): the schedule starts at "
-                                    f"epoch {start} from the weights' zeros alone; pass resume= the checkpoint learn.load loaded to "
-                                    f"continue its masks and schedule")
-            return None
-        file = self._resume_file()
-        state = read_state(file, STATE_KEYS)
-        if not start: raise ValueError(f"SparsifyCallback(resume={str(self.resume)!r}) continues the run saved in {file} after epoch "
-                                       f"{state['epoch']}: fit with start_epoch={state['epoch'] + 1}")
-        done = start * len(self.dls.train)
-        if state['iter'] != done:
-            raise ValueError(f"The sparsity state {file} was saved after {state['iter']} training batches (epoch {state['epoch']}), "
-                             f"but start_epoch={start} resumes after {done}: resume from the checkpoint saved at the end of epoch {start - 1}")
-        return state
 
     def save_states(self):
         "Write the state beside each checkpoint `SaveModelCallback` wrote in this epoch (its after_epoch runs before)"
-        for cb in self.learn.cbs:
-            if not isinstance(cb, SaveModelCallback) or cb.last_saved_path is None: continue
-            saved_now = self.epoch % cb.every_epoch == 0 if cb.every_epoch else cb.new_best  # SaveModelCallback's own rule
-            if not saved_now: continue
-            self.saved.add(Path(cb.last_saved_path))
-            if not rank_distrib(): write_state(self.state_dict(), sparsity_state_file(cb.last_saved_path))  # fastai saves on rank 0 only
+        self.checkpoints.save(self.state_dict)
 
     def follow_reloads(self):
         "When `SaveModelCallback` reloaded its best checkpoint at the end of fit, put back the masks and references saved with it"
-        for cb in self.learn.cbs:
-            if not isinstance(cb, SaveModelCallback) or cb.every_epoch or cb.at_end: continue
-            file = join_path_file(cb.fname, self.learn.path/self.learn.model_dir, ext='.pth')
-            if file in self.saved: self.load_state_dict(read_state(sparsity_state_file(file), STATE_KEYS))
+        state = self.checkpoints.reloaded()
+        if state is not None: self.load_state_dict(state)
+
 
 # %% ../nbs/03d_callback.ipynb #81032641
 class _SparsifyEnd(Callback):

@@ -4,12 +4,20 @@
 
 # %% ../nbs/03e_checkpoint.ipynb #3425052a
 from __future__ import annotations
-import math, os, tempfile
+import math, os, tempfile, warnings
+from typing import Callable
 from pathlib import Path
 import torch, torch.nn as nn
+import numpy as np
+from fastcore.basics import *
+from fastcore.xtras import join_path_file
+from fastai.callback.tracker import SaveModelCallback
+from fastai.learner import Learner, SkipToEpoch
+from fastai.torch_core import rank_distrib
 
 # %% auto #0
-__all__ = ['sparsity_state_file', 'write_state', 'read_state', 'weights_digest', 'same_weights']
+__all__ = ['sparsity_state_file', 'write_state', 'read_state', 'weights_digest', 'same_weights', 'plain_values',
+           'SparsityCheckpoints']
 
 # %% ../nbs/03e_checkpoint.ipynb #4e600c5b
 def sparsity_state_file(
@@ -69,3 +77,60 @@ def same_weights(
 ) -> bool:
     "Whether two `weights_digest`s are of the same weights (to the rounding of a sum on another device)"
     return a.keys() == b.keys() and all(math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9) for n in a for x, y in zip(a[n], b[n]))
+
+# %% ../nbs/03e_checkpoint.ipynb #90bdddcb
+def plain_values(
+    v,  # A value, or a dict of them
+):
+    "`v` with NumPy numbers (in a dict too) as Python's, which `torch.load(weights_only=True)` reads"
+    if isinstance(v, dict): return {k: plain_values(x) for k, x in v.items()}
+    return v.item() if isinstance(v, np.generic) else v
+
+# %% ../nbs/03e_checkpoint.ipynb #fe0bd924
+class SparsityCheckpoints:
+    "The sparsity states of one fit: written beside `SaveModelCallback`'s checkpoints, and read back from them"
+    def __init__(self,
+        learn:Learner,       # The learner whose checkpoints these are
+        keys:dict,           # The keys a state must have, each with its type (see `read_state`)
+        resume=None,         # The checkpoint `learn.load` loaded, as named to it, to resume from; None to start afresh
+    ):
+        store_attr(); self.saved = set()  # the checkpoints whose state this fit wrote
+
+    def file(self, name) -> Path:
+        "The state file of checkpoint `name`, found where `learn.load` finds the checkpoint"
+        return sparsity_state_file(join_path_file(name, self.learn.path/self.learn.model_dir, ext='.pth'))
+
+    def resume_state(self) -> dict|None:
+        "The state saved beside checkpoint `resume`, read and checked against `fit(start_epoch=...)`"
+        start = next((c._skip_to for c in self.learn.cbs if isinstance(c, SkipToEpoch)), 0)
+        if self.resume is None:
+            if start: warnings.warn(f"fit(start_epoch={start}) without SparsifyCallback(resume=<checkpoint>): the schedule starts at "
+                                    f"epoch {start} from the weights' zeros alone; pass resume= the checkpoint learn.load loaded to "
+                                    f"continue its masks and schedule")
+            return None
+        file = self.file(self.resume)
+        state = read_state(file, self.keys)
+        if not start: raise ValueError(f"SparsifyCallback(resume={str(self.resume)!r}) continues the run saved in {file} after epoch "
+                                       f"{state['epoch']}: fit with start_epoch={state['epoch'] + 1}")
+        done = start * len(self.learn.dls.train)
+        if state['iter'] != done:
+            raise ValueError(f"The sparsity state {file} was saved after {state['iter']} training batches (epoch {state['epoch']}), "
+                             f"but start_epoch={start} resumes after {done}: resume from the checkpoint saved at the end of epoch {start - 1}")
+        return state
+
+    def save(self, state:Callable[[], dict]):
+        "Write `state()` beside each checkpoint `SaveModelCallback` wrote in this epoch (call after its after_epoch)"
+        for cb in self.learn.cbs:
+            if not isinstance(cb, SaveModelCallback) or cb.last_saved_path is None: continue
+            saved_now = self.learn.epoch % cb.every_epoch == 0 if cb.every_epoch else cb.new_best  # SaveModelCallback's own rule
+            if not saved_now: continue
+            self.saved.add(Path(cb.last_saved_path))
+            if not rank_distrib(): write_state(state(), sparsity_state_file(cb.last_saved_path))  # fastai saves on rank 0 only
+
+    def reloaded(self) -> dict|None:
+        "The state saved with the checkpoint `SaveModelCallback` reloaded at the end of fit, if it reloaded one this fit saved"
+        for cb in self.learn.cbs:
+            if not isinstance(cb, SaveModelCallback) or cb.every_epoch or cb.at_end: continue
+            file = join_path_file(cb.fname, self.learn.path/self.learn.model_dir, ext='.pth')
+            if file in self.saved: return read_state(sparsity_state_file(file), self.keys)
+        return None

@@ -11,9 +11,9 @@ from fastcore.basics import *
 from fastprogress.fastprogress import progress_bar
 import fastai.callback.progress  # Learner.no_bar, which the scan's evaluations use
 from .core.criteria import Criteria, as_criteria
-from .core.checks import check_range
 from .graph import modes_kept
-from .sparsifier import Sparsifier, sparsifiable_layers, _as_types
+from .sparsifier import Sparsifier, sparsifiable_layers
+from .core.checks import check_range, layer_types
 
 # %% auto #0
 __all__ = ['sensitivity_scan', 'plot_sensitivity', 'sensitivity_targets']
@@ -21,7 +21,7 @@ __all__ = ['sensitivity_scan', 'plot_sensitivity', 'sensitivity_targets']
 # %% ../nbs/10_sensitivity.ipynb #736cb1ad
 def _scan_layers(model:nn.Module, layer_type, layers) -> list[str]:
     "The names of the layers to scan, checked against the model before anything changes"
-    types = _as_types(layer_type)
+    types = layer_types(layer_type)
     try: found = list(sparsifiable_layers(model, types))
     except ValueError as e: raise ValueError(f"Nothing to scan: {e}") from None
     if layers is None: return found

@@ -11,51 +11,23 @@ from torch import Tensor
 from fastcore.basics import *
 from .core.granularity import *
 from .core.criteria import *
-from .core.checks import check_range, check_int
+from .core.checks import check_int, check_pct, check_context, layer_types, as_nm, check_sparsity, check_settings
 from .select import select_lowest, nm_keep
 from .masks import Masks
 from .stats import sparsity_table, print_sparsity_table
-from .graph import ChannelGroup, channel_groups, following_norms, inputs_for, refuse_tied
+from .graph import channel_groups, following_norms, inputs_for, refuse_tied
+from .units import LayerUnits, ChannelGroupUnits
 
 # %% auto #0
 __all__ = ['sparsifiable_layers', 'plan_counts', 'Sparsifier']
 
 # %% ../nbs/03c_sparsifier.ipynb #cc3543fb
-_CONTEXTS = ('local', 'global')
-
-def _check_pct(v, what:str='sparsity') -> float: return check_range(v, what, 0, 100, 'a percentage')
-
-def _check_context(c) -> str:
-    if c not in _CONTEXTS: raise ValueError(f"Unknown context {c!r}: allowed are {list(_CONTEXTS)}")
-    return c
-
-def _as_types(layer_type) -> tuple[type, ...]:
-    "`layer_type` as a tuple of nn.Module subclasses"
-    ts = tuple(layer_type) if isinstance(layer_type, (tuple, list)) else (layer_type,)
-    if not ts or not all(isinstance(t, type) and issubclass(t, nn.Module) for t in ts):
-        raise TypeError(f"layer_type must be an nn.Module subclass or a tuple of them, got {layer_type!r}")
-    return ts
-
-def _known_granularity(g) -> str:
-    if not isinstance(g, str) or not any(g in Granularities.table(t) for t in available_modules()):
-        names = sorted({n for t in available_modules() for n in Granularities.table(t)})
-        raise ValueError(f"Unknown granularity {g!r}: allowed are {names}")
-    return g
-
-def _as_nm(nm) -> tuple[int, int]|None:
-    "The (N, M) of an N:M pattern: False for none, True for 2:4"
-    if nm is False or nm is None: return None
-    if nm is True: return (2, 4)
-    if isinstance(nm, (tuple, list)) and len(nm) == 2 and all(isinstance(i, int) and not isinstance(i, bool) for i in nm) and 0 < nm[0] < nm[1]:
-        return tuple(nm)
-    raise ValueError(f"nm must be False, True (2:4) or a pair (N, M) with 0 < N < M, got {nm!r}")
-
 def sparsifiable_layers(
     model:nn.Module,                  # The model to search
     layer_type:type|tuple=nn.Conv2d,  # Layer type(s) to sparsify
 ) -> dict[str, nn.Module]:
     "The layers of `model` of `layer_type` that have a weight, by name; an error naming the prunable types if none"
-    types = _as_types(layer_type)
+    types = layer_types(layer_type)
     layers = {n: m for n, m in model.named_modules() if isinstance(m, types) and isinstance(getattr(m, 'weight', None), Tensor)}
     if not layers:
         present = sorted({type(m).__name__ for m in model.modules() if isinstance(m, available_modules())})
@@ -75,7 +47,10 @@ def _why_not_maskable(m:nn.Module) -> str|None:
     return None
 
 # %% ../nbs/03c_sparsifier.ipynb #1c42d457
-def _affine(bn:nn.Module) -> list[Tensor]: return [t for t in (bn.weight, bn.bias) if t is not None]
+def _channel_dim(m:nn.Module, dims:tuple, nm, coupled:bool) -> int|None:
+    "The output-channel dim of layer `m` when its units are whole output channels, else None"
+    ungrouped = getattr(m, 'groups', 1) == 1 or coupled  # coupled selection finds a grouped conv's BatchNorms in its channel groups
+    return out_channel_dim(m) if whole_channels(m, dims) and not nm and ungrouped else None
 
 # %% ../nbs/03c_sparsifier.ipynb #cbde5727
 def _kept_multiple(kept:int, n:int, r:int|None) -> int:
@@ -120,8 +95,8 @@ class Sparsifier:
         max_layer_sparsity:float|None=None,  # In a global group, the most (%) one layer may lose; None: all but one unit
         seed:int|None=None,                  # Seed of the random numbers random criteria draw; from torch's global RNG if None
     ):
-        _check_context(context)
-        criteria, nm = as_criteria(criteria), _as_nm(nm)
+        check_context(context)
+        criteria, nm = as_criteria(criteria), as_nm(nm)
         if not isinstance(granularity, str): raise TypeError(f"granularity must be a name, got {granularity!r}")
         refuse_tied(model, 'A Sparsifier')
         layers = sparsifiable_layers(model, layer_type)
@@ -132,34 +107,32 @@ class Sparsifier:
             raise ValueError(f"N:M sparsity keeps N of every M weights: it needs granularity='weight', got {granularity!r}")
         if nm: self._check_nm(layers, nm)
         if coupled and nm: raise ValueError("coupled=True removes whole channels; it cannot be combined with N:M sparsity")
-        if max_layer_sparsity is not None: _check_pct(max_layer_sparsity, 'max_layer_sparsity')
+        if max_layer_sparsity is not None: check_pct(max_layer_sparsity, 'max_layer_sparsity')
         store_attr('model,granularity,context,criteria,nm,layers,dims,keep_init,coupled,max_layer_sparsity')
-        self.channel_dims = {n: self._channel_dim(n) for n in layers}
+        self.channel_dims = {n: _channel_dim(m, dims[n], nm, coupled) for n, m in layers.items()}
         traced = coupled or any(d is not None for d in self.channel_dims.values())  # whole channels go: BatchNorms go too
         inputs = inputs_for(model, example_inputs) if traced else None
-        self.coupling = self._coupling(channel_groups(model, inputs)[0]) if coupled else None  # selection group -> ChannelGroup
-        self.masks = Masks(layers, self._followers(model, inputs) if traced else {})  # the one owner of the masks and references
-        self.units = ({k: g.n_units for k, g in self.coupling.items()} if coupled else
-                      {n: math.prod(1 if i in dims[n] else s for i, s in enumerate(m.weight.shape)) for n, m in layers.items()})
+        self.selection = (ChannelGroupUnits(layers, dims, channel_groups(model, inputs)[0], granularity) if coupled else
+                          LayerUnits(layers, dims, following_norms(model, inputs) if traced else None))  # what one key stands for
+        self.masks = Masks(layers, self._followers())  # the one owner of the masks and references
+        self.units = self.selection.sizes  # selection key -> its units
         self.rng = torch.Generator().manual_seed(int(torch.randint(2**62, ())) if seed is None else seed)
         self.held = {}  # layer name -> units its starting masks prune, which stay pruned (see `start_from`)
         for kind in {criteria.reference_kind, 'init' if keep_init else None} - {None}: self.masks.keep_reference(kind)
 
     def __repr__(self):
-        extra = (', N:M=%d:%d' % self.nm if self.nm else '') + (f', coupled in {len(self.coupling)} groups' if self.coupled else '')
+        extra = (', N:M=%d:%d' % self.nm if self.nm else '') + self.selection.label
         return f"Sparsifier({len(self.layers)} layers, {self.granularity}, {self.context}, {self.criteria.name}{extra})"
 
     @property
     def removable(self) -> dict[str, bool]|None:
         "With `coupled`, per layer: whether its output channels are in a group that `Pruner` can remove (only those are chosen)"
-        if not self.coupled: return None
-        chosen = {n for g in self.coupling.values() for n in g.producers}
-        return {n: n in chosen for n in self.layers}
+        return self.selection.removable
 
     @property
     def removable_share(self) -> float|None:
         "With `coupled`, the share of the sparsified layers' weights whose channels can be removed, and so chosen"
-        if not self.coupled: return None
+        if self.removable is None: return None
         sizes, removable = {n: m.weight.numel() for n, m in self.layers.items()}, self.removable
         return sum(s for n, s in sizes.items() if removable[n]) / sum(sizes.values())
 
@@ -177,40 +150,12 @@ class Sparsifier:
                 raise ValueError(f"N:M sparsity {N}:{M} groups the input dimension by {M}, but layer {name!r} has weight "
                                  f"shape {tuple(m.weight.shape)}, whose {m.weight.shape[1]} inputs are not a multiple of {M}")
 
-    def _channel_dim(self, name:str) -> int|None:
-        "The output-channel dim of layer `name` when its units are whole output channels, else None"
-        m = self.layers[name]
-        ungrouped = getattr(m, 'groups', 1) == 1 or self.coupled  # coupled mode finds a grouped conv's BatchNorms in its channel groups
-        return out_channel_dim(m) if whole_channels(m, self.dims[name]) and not self.nm and ungrouped else None
-
-    def _followers(self, model:nn.Module, inputs:tuple) -> dict[str, list[tuple]]:
+    def _followers(self) -> dict[str, list[tuple]]:
         "What `Masks` zeroes with each layer's pruned channels: its bias, and its BatchNorms (with `coupled`, its group's)"
-        mods, out = dict(model.named_modules()), {}
-        for n, d in self.channel_dims.items():
-            if d is not None and getattr(self.layers[n], 'bias', None) is not None: out[n] = [(self.layers[n].bias, None, None)]
-        if not self.coupled:
-            for n, bns in following_norms(model, inputs).items():
-                if self.channel_dims.get(n) is not None: out.setdefault(n, []).extend((t, None, None) for bn in bns for t in _affine(mods[bn]))
-            return out
-        for g in self.coupling.values():  # a group's BatchNorms follow its first producer, whose mask is the group's
-            first, (idx, root) = next(iter(g.producers.items()))
-            channel_of_root = torch.empty(g.n, dtype=torch.long); channel_of_root[root] = idx
-            for bn, (pos, r) in g.norms.items():
-                out.setdefault(first, []).extend((t, pos, channel_of_root[r]) for t in _affine(mods[bn]))
+        out = {n: [(self.layers[n].bias, None, None)] for n, d in self.channel_dims.items()
+               if d is not None and getattr(self.layers[n], 'bias', None) is not None}
+        for n, ts in self.selection.norm_followers(dict(self.model.named_modules()), self.channel_dims).items(): out.setdefault(n, []).extend(ts)
         return out
-
-    def _coupling(self, groups:list[ChannelGroup]) -> dict[str, ChannelGroup]:
-        "The channel groups whose producers are all sparsified layers, keyed by their root layer's name"
-        partial = [n for n, m in self.layers.items() if not whole_channels(m, self.dims[n])]
-        if partial:
-            raise ValueError(f"coupled=True zeroes whole output channels, but granularity {self.granularity!r} does not "
-                             f"span them in {partial[:5]}: use 'out_channel' (a conv's 'filter', a Linear's 'row')")
-        groups = {g.root: g for g in groups
-                  if not g.to_output and not g.blockers and set(g.producers) <= set(self.layers)}
-        if not groups:
-            raise ValueError(f"coupled=True found no channel group whose producers are all {sorted({type(m).__name__ for m in self.layers.values()})} "
-                             f"layers and that stays inside the model (the output layer's channels are never pruned)")
-        return groups
 
     def _targets(self, sparsity) -> list[tuple[list[str], float]]:
         "Groups of layer names that share one threshold, with their sparsity"
@@ -219,25 +164,21 @@ class Sparsifier:
             for key, pct in sparsity.items():
                 names = list(key) if isinstance(key, tuple) else [key]
                 names = list(dict.fromkeys(self._unit_key(n) for n in names))
-                pct = _check_pct(pct, f"sparsity of {key!r}")
+                pct = check_pct(pct, f"sparsity of {key!r}")
                 if self.context == 'local' or len(names) == 1: groups += [([n], pct) for n in names]
                 else: groups.append((names, pct))
             seen = [n for ns, _ in groups for n in ns]
             dup = sorted({n for n in seen if seen.count(n) > 1})
             if dup: raise ValueError(f"Layers {dup} are given more than one sparsity")
             return groups
-        pct = _check_pct(sparsity)
+        pct = check_pct(sparsity)
         if self.context == 'global': return [(list(self.units), pct)]
         return [([n], pct) for n in self.units]
 
     def _unit_key(self, name) -> str:
         "The selection key of layer `name`: the layer itself, or with `coupled` its channel group"
         self._check_name(name)
-        if not self.coupled: return name
-        key = next((k for k, g in self.coupling.items() if name in g.producers), None)
-        if key is None: raise ValueError(f"Layer {name!r} is in no channel group that coupled=True can prune (its channels "
-                                         f"reach the model's output, or a module that cannot lose channels)")
-        return key
+        return self.selection.key_of(name)
 
     def _check_name(self, name):
         "Raise if `name` is not one of the sparsified layers, naming the close matches"
@@ -258,7 +199,7 @@ class Sparsifier:
         check_int(round_to, 'round_to')
         targets = self._targets(sparsity)
         if self.nm:
-            for _, pct in targets: self._check_nm_share(pct)
+            for _, pct in targets: check_sparsity(pct, self.nm)
         return plan_counts(targets, self.units, {n: self.layer_cap(n) for n in self.units}, self.held, round_to)
 
     def layer_cap(self, key:str) -> int:
@@ -283,27 +224,16 @@ class Sparsifier:
     @torch.no_grad()
     def _scores(self, names:list[str]) -> list[Tensor]:
         "Unit scores of the layers (or coupled channel groups) `names`; one shared floor makes a group's scores comparable"
-        layers = [p for n in names for p in self.coupling[n].producers] if self.coupled else names
+        layers = [l for k in names for l in self.selection.layers_of(k)]
         raw = self._weight_scores(layers)
         floor = min(float(r.min()) for r in raw.values()) if len(raw) > 1 else None
         scores = {n: self.criteria.finish(r, self.dims[n], self.masks.mask(n), floor) for n, r in raw.items()}
-        return [self._group_scores(n, scores) for n in names] if self.coupled else [scores[n] for n in names]
+        return [self.selection.key_scores(k, scores) for k in names]
 
     def _reference(self, name:str) -> Tensor|None:
         "The reference weights the criteria compares layer `name` with, if it uses any"
         kind = self.criteria.reference_kind
         return None if kind is None else self.masks.reference(name, kind)
-
-    def _group_scores(self, key:str, scores:dict) -> Tensor:
-        "One score per channel of coupled group `key`: the mean of its producers' channel scores"
-        g = self.coupling[key]
-        total, count = (scores[next(iter(g.producers))].new_zeros(g.n) for _ in range(2))
-        for name, (idx, root) in g.producers.items():
-            s, root = scores[name].reshape(-1), root.to(total.device)
-            total.index_add_(0, root, s[idx.to(s.device)]); count.index_add_(0, root, torch.ones_like(root, dtype=s.dtype))
-        if g.units is None: return total / count
-        units = g.units.to(total.device)  # channels that go only together (a grouped conv's): one score, their mean
-        return total.new_zeros(g.n_units).index_add_(0, units, total / count) / torch.bincount(units, minlength=g.n_units)
 
     @torch.no_grad()
     def sparsify_model(self,
@@ -311,8 +241,7 @@ class Sparsifier:
         round_to:int|None=None,   # Keep a multiple of this many units in each layer
     ) -> None:
         "Mask the least important units so that the model reaches `sparsity`"
-        if self.nm and isinstance(sparsity, dict):
-            raise ValueError(f"N:M sparsity {self.nm[0]}:{self.nm[1]} prunes the same share of every layer: give one percentage, not a dict")
+        if self.nm: check_sparsity(sparsity, self.nm)
         plan = self.plan(sparsity, round_to)  # validates before anything changes
         named = {n for g in plan for n in g}
         for n in self.units:
@@ -361,27 +290,12 @@ class Sparsifier:
         self.apply_masks()
 
     def _key_mask(self, key:str) -> Tensor|None:
-        "The keep-mask of selection key `key`: a layer's, or with `coupled` its channel group's (read from its first producer)"
-        if not self.coupled: return self.masks.mask(key)
-        g = self.coupling[key]
-        first, (idx, root) = next(iter(g.producers.items()))
-        layer_mask = self.masks.mask(first)
-        if layer_mask is None: return None
-        group_mask = torch.ones(g.n, dtype=torch.bool, device=layer_mask.device)
-        group_mask[root.to(layer_mask.device)] = layer_mask.reshape(-1)[idx.to(layer_mask.device)]
-        return g.unit_mask(group_mask, all_of=False)
+        "The keep-mask of selection key `key` (one bool per unit), from `Masks`"
+        return self.selection.mask(self.masks, key)
 
     def _set_key_mask(self, key:str, mask:Tensor|None):
-        "Set the keep-mask of selection key `key`; a channel group's mask (one per unit) is spread to each producer's filters"
-        if not self.coupled: return self.masks.set(key, mask)
-        g = self.coupling[key]
-        if mask is not None and g.units is not None: mask = mask[g.units.to(mask.device)]
-        for name, (idx, root) in g.producers.items():
-            if mask is None: self.masks.set(name, None); continue
-            w = self.layers[name].weight
-            layer_mask = torch.ones([1 if i in self.dims[name] else n for i, n in enumerate(w.shape)], dtype=torch.bool, device=w.device)
-            layer_mask.view(-1)[idx.to(w.device)] = mask[root.to(mask.device)].to(w.device)
-            self.masks.set(name, layer_mask)
+        "Set the keep-mask of selection key `key`, in `Masks`"
+        self.selection.set_mask(self.masks, key, mask)
 
     def apply_masks(self) -> None:
         "Zero the masked weights, and for whole pruned channels their bias and BatchNorm affine parameters (see `Masks.apply`)"
@@ -394,12 +308,6 @@ class Sparsifier:
             if not on: self.masks.set(n, None); continue
             s = self.criteria.finish(self._weight_scores([n])[n], (), self.masks.mask(n))  # per weight
             self.masks.set(n, nm_keep(s, *self.nm))
-
-    def _check_nm_share(self, pct:float):
-        "N:M prunes exactly (M-N)/M of each layer, or nothing: any other target is an error"
-        N, M = self.nm
-        if pct != 0 and not math.isclose(pct, 100 * (M - N) / M):
-            raise ValueError(f"N:M sparsity {N}:{M} prunes exactly {100 * (M - N) / M:g}% of each layer (or 0%), got sparsity={pct!r}")
 
     @torch.no_grad()
     def start_from(self,
@@ -458,14 +366,8 @@ class Sparsifier:
 
     def load_state_dict(self, state:dict):
         "Restore a saved state; a clear error naming what differs when it was saved with other settings or layers"
-        _check_settings(state['settings'], self.settings())
+        check_settings(state['settings'], self.settings())
         self.masks.load_state_dict(state['masks'])
         self.rng.set_state(state['rng'])
         self.held = dict(state.get('held', {}))
         self.apply_masks()
-
-# %% ../nbs/03c_sparsifier.ipynb #83ed8425
-def _check_settings(saved:dict, now:dict):
-    "Unless a saved state's settings are the current ones, raise an error that names each difference as 'name: saved -> now'"
-    diff = [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in dict.fromkeys([*saved, *now]) if saved.get(k) != now.get(k)]
-    if diff: raise ValueError(f"The sparsity state was saved with other settings: {'; '.join(diff)}")

@@ -222,7 +222,7 @@ def test_memory_only_what_the_criteria_needs():
     (dict(context='globally'), ValueError, r"Unknown context 'globally': allowed are \['local', 'global'\]"),
     (dict(criteria='l1'), ValueError, r"Unknown criteria 'l1': allowed are"),
     (dict(schedule='cubic'), ValueError, r"Unknown schedule 'cubic': allowed are"),
-    (dict(nm=True, sparsity=80), ValueError, r"N:M sparsity 2:4 prunes exactly 50%, got sparsity=80"),
+    (dict(nm=True, sparsity=80), ValueError, r"N:M sparsity 2:4 prunes exactly 50% of each layer \(or 0%\), got sparsity=80"),
     (dict(nm=True, sparsity={'0': 50}), ValueError, r"N:M sparsity 2:4 prunes the same share of every layer: give one percentage, not a dict"),
     (dict(nm=(True, 4)), ValueError, r"nm must be False, True \(2:4\) or a pair \(N, M\) with 0 < N < M, got \(True, 4\)"),
     (dict(rewind_epoch=-1), ValueError, r"rewind_epoch must be a non-negative int, got -1"),

@@ -6,9 +6,12 @@
 from __future__ import annotations
 import math, sys, warnings
 import numpy as np
+import torch.nn as nn
+from .granularity import Granularities, available_modules
 
 # %% auto #0
-__all__ = ['check_range', 'check_int', 'check_positive', 'renamed']
+__all__ = ['CONTEXTS', 'check_range', 'check_int', 'check_positive', 'check_pct', 'check_context', 'layer_types',
+           'check_granularity', 'as_nm', 'check_sparsity', 'check_settings', 'renamed']
 
 # %% ../../nbs/00a_core.checks.ipynb #00ac9dce
 def check_range(
@@ -44,6 +47,66 @@ def check_positive(
     if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not 0 < v < math.inf:
         raise ValueError(f"{what} must be a positive number, got {v!r}")
     return float(v)
+
+# %% ../../nbs/00a_core.checks.ipynb #83b2b712
+CONTEXTS = ('local', 'global')  # one threshold per layer, or one over all layers
+
+def check_pct(v, what:str='sparsity') -> float:
+    "`v` as a float, if it is a percentage in [0, 100]; else a ValueError naming `what`"
+    return check_range(v, what, 0, 100, 'a percentage')
+
+def check_context(c) -> str:
+    "`c`, if it is one of `CONTEXTS`"
+    if c not in CONTEXTS: raise ValueError(f"Unknown context {c!r}: allowed are {list(CONTEXTS)}")
+    return c
+
+def layer_types(layer_type) -> tuple[type, ...]:
+    "`layer_type` (an nn.Module subclass, or a tuple or list of them) as a tuple"
+    ts = tuple(layer_type) if isinstance(layer_type, (tuple, list)) else (layer_type,)
+    if not ts or not all(isinstance(t, type) and issubclass(t, nn.Module) for t in ts):
+        raise TypeError(f"layer_type must be an nn.Module subclass or a tuple of them, got {layer_type!r}")
+    return ts
+
+def check_granularity(g) -> str:
+    "`g`, if some layer type has a granularity of that name (see `Granularities`)"
+    if not isinstance(g, str) or not any(g in Granularities.table(t) for t in available_modules()):
+        names = sorted({n for t in available_modules() for n in Granularities.table(t)})
+        raise ValueError(f"Unknown granularity {g!r}: allowed are {names}")
+    return g
+
+# %% ../../nbs/00a_core.checks.ipynb #e04bb771
+def as_nm(nm) -> tuple[int, int]|None:
+    "The (N, M) of an N:M pattern: None for False, (2, 4) for True"
+    if nm is False or nm is None: return None
+    if nm is True: return (2, 4)
+    if isinstance(nm, (tuple, list)) and len(nm) == 2 and all(isinstance(i, int) and not isinstance(i, bool) for i in nm) and 0 < nm[0] < nm[1]:
+        return tuple(nm)
+    raise ValueError(f"nm must be False, True (2:4) or a pair (N, M) with 0 < N < M, got {nm!r}")
+
+def check_sparsity(
+    sparsity,                      # A percentage, or {layer name (or tuple of names): percentage}
+    nm:tuple[int, int]|None=None,  # The N:M pattern it is for (`as_nm`), if any
+):
+    "`sparsity`, if it is a percentage or a non-empty dict of them, and with an N:M pattern 0 or exactly its share"
+    if isinstance(sparsity, dict):
+        if not sparsity: raise ValueError("sparsity is an empty dict: name at least one layer")
+        for k, v in sparsity.items(): check_pct(v, f"sparsity of {k!r}")
+    else: check_pct(sparsity)
+    if not nm: return sparsity
+    N, M = nm
+    if isinstance(sparsity, dict):
+        raise ValueError(f"N:M sparsity {N}:{M} prunes the same share of every layer: give one percentage, not a dict")
+    if sparsity != 0 and not math.isclose(sparsity, 100 * (M - N) / M):
+        raise ValueError(f"N:M sparsity {N}:{M} prunes exactly {100 * (M - N) / M:g}% of each layer (or 0%), got sparsity={sparsity!r}")
+    return sparsity
+
+def check_settings(
+    saved:dict,  # The settings a state was saved with
+    now:dict,    # The current settings
+):
+    "Unless a saved state's settings are the current ones, raise an error that names each difference as 'name: saved -> now'"
+    diff = [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in dict.fromkeys([*saved, *now]) if saved.get(k) != now.get(k)]
+    if diff: raise ValueError(f"The sparsity state was saved with other settings: {'; '.join(diff)}")
 
 # %% ../../nbs/00a_core.checks.ipynb #39190dbd
 def renamed(
