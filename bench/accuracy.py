@@ -16,15 +16,31 @@ A configuration is a short string:
 - `cb@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,every=N]`: one SparsifyCallback on the whole fit, weight granularity
   over Conv and Linear layers; START-END overrides the schedule's window (fractions of training); order=N shuffles
   the data with seed N instead of the run's seed (the weights still start from the run's seed): the data order alone;
-- `filter@S,CONTEXT,CRITERIA,SCHEDULE[,START-END]`: conv filters with coupled=True, prune=True; the compact model's
-  parameter and MAC ratios are recorded too.
+  kd adds a DistillCallback (weight 0.5, temperature 4): in the trained flow its teacher is the model as the fit starts
+  (its default), in the scratch flow the seed's trained dense model (see --flow);
+- `filter@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,kd][,round=R]`: conv filters with coupled=True, prune=True; the compact
+  model's parameter and MAC ratios are recorded too. S may be a speedup, `2x`: SparsifyCallback(speedup=2.), which
+  allocates the channels over the groups to reach 2x fewer MACs; round=R keeps a multiple of R channels per group;
+- `tp@Sx,IMPORTANCE[,reg=R][,sl=F][,round=R]`: Torch-Pruning's own pipeline on the same data, optimizer and budget, to S
+  times fewer MACs over the convs (its global pruning, stepped until the target is reached, as its benchmark scripts
+  do). IMPORTANCE: l1 or l2 (MetaPruner with GroupMagnitudeImportance, one-shot at the start, then fine-tuning),
+  groupnorm (GroupNormPruner: F of the epochs (default 0.5) of sparse learning with its regularizer of strength R
+  (default its 1e-4), then the cut, then fine-tuning), slim (BNScalePruner, network slimming, the same split);
+
+Two flows (--flow):
+- scratch: each configuration trains from the seed's initial weights for the task's epochs (20 on CIFAR);
+- trained: each configuration starts from the seed's dense model trained for the task's epochs (trained once and kept
+  in bench/cache/), then runs --recover N epochs (default 10) of fit_one_cycle at the task's lr with its callbacks: the
+  flow of a fastai user who makes a trained model smaller. Its `dense` row is those N epochs without pruning, so the
+  reference has the same 20 + N epochs and extra epochs do not count as recovery. Results go to
+  accuracy_<task>_trained.csv/.md, whose epochs column is N.
 
 Each (task, configuration, seed) is one row of bench/results/accuracy_<task>.csv, appended as soon as it finishes:
 an interrupted run resumes where it stopped (--fresh starts over). --report (also done after every run) writes
 accuracy_<task>.md: mean and min-max over seeds per configuration. The seed sets the initial weights, the data order
 and the dropout masks.
 
-Usage: python bench/accuracy.py [--task mnist] [--set default|explore|more|grid] [--configs C [C ...]] [--seeds 0 1 2]
+Usage: python bench/accuracy.py [--task mnist] [--flow scratch|trained] [--recover N] [--set default|explore|more|grid] [--configs C [C ...]] [--seeds 0 1 2]
        [--epochs N] [--report] [--fresh]"""
 import argparse, csv, gc, statistics, time
 from functools import partial
@@ -37,10 +53,14 @@ from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import set_seed
 from fasterai_lite.core.all import *
 from fasterai_lite.callback import SparsifyCallback
+from fasterai_lite.distill import DistillCallback
+from fasterai_lite.stats import macs, param_count
+from fastai.callback.core import Callback
 from fasterai_lite.sensitivity import sensitivity_scan, sensitivity_targets
 from fasterai_lite.data import mnist_dls, cifar_dls, digits_dls, MnistNet, vgg_cifar, resnet20, digits_cnn, tiny_resnet
 
 RESULTS = Path(__file__).parent/'results'
+CACHE = Path(__file__).parent/'cache'  # the trained dense models of the trained flow (not in git)
 TASKS = {
     'mnist': dict(dls=mnist_dls, model=MnistNet, epochs=7, lr=3e-3),
     'cifar-vgg': dict(dls=cifar_dls, model=vgg_cifar, epochs=20, lr=3e-3),
@@ -70,11 +90,23 @@ def parse(config:str) -> dict:
     kind, _, rest = config.partition('@')
     if kind == 'dense' and not rest: return dict(kind='dense')
     parts = rest.split(',')
+    if kind == 'tp':
+        if len(parts) < 2 or not parts[0].endswith('x') or parts[1] not in ('l1', 'l2', 'groupnorm', 'slim'):
+            raise ValueError(f"Unknown configuration {config!r}: see --help")
+        out = dict(kind='tp', speedup=float(parts[0][:-1]), importance=parts[1], reg=None, sl=.5, round=None)
+        for p in parts[2:]:
+            k, _, v = p.partition('=')
+            out[k] = int(v) if k == 'round' else float(v)
+        return out
     if kind in ('mit', 'sens') and len(parts) == 1: return dict(kind=kind, sparsity=float(parts[0]))
     if kind not in ('cb', 'filter') or len(parts) < 4: raise ValueError(f"Unknown configuration {config!r}: see --help")
-    out = dict(kind=kind, sparsity=float(parts[0]), context=parts[1], criteria=parts[2], schedule=parts[3], window=None, every=None, order=None)
+    speedup = float(parts[0][:-1]) if parts[0].endswith('x') else None
+    out = dict(kind=kind, sparsity=None if speedup else float(parts[0]), speedup=speedup, context=parts[1], criteria=parts[2],
+               schedule=parts[3], window=None, every=None, order=None, kd=False, round=None)
     for p in parts[4:]:
-        if p.startswith('every='): out['every'] = int(p[6:])
+        if p == 'kd': out['kd'] = True
+        elif p.startswith('round='): out['round'] = int(p[6:])
+        elif p.startswith('every='): out['every'] = int(p[6:])
         elif p.startswith('order='): out['order'] = int(p[6:])
         else: out['window'] = tuple(float(v) for v in p.split('-'))
     return out
@@ -97,10 +129,27 @@ def sparsity(cb:SparsifyCallback) -> float:
     "Zero weights (%) over the layers the callback sparsified, from its final report"
     return float(cb.report.zeros.sum() / cb.report.params.sum() * 100)
 
-def run(task:str, config:str, seed:int, epochs:int) -> dict:
-    "Train one configuration with one seed; its measurements"
+def trained(task:str, seed:int, order:int|None=None) -> Learner:
+    "The task's learner with the seed's dense model trained for the task's epochs: trained once, then read from bench/cache"
+    learn, t = learner(task, seed, order), TASKS[task]
+    learn.remove_cb(ProgressCallback)
+    path = CACHE/f"{task}_seed{seed}_{t['epochs']}ep.pt"
+    if path.exists(): learn.model.load_state_dict(torch.load(path, weights_only=True))
+    else:
+        start = time.perf_counter()
+        learn.fit_one_cycle(t['epochs'], t['lr'])
+        CACHE.mkdir(exist_ok=True)
+        tmp = path.with_suffix('.tmp'); torch.save(learn.model.state_dict(), tmp); tmp.replace(path)
+        print(f"trained the dense {task} model of seed {seed} in {time.perf_counter() - start:.0f} s: "
+              f"accuracy {float(learn.validate()[1]) * 100:.2f}%, kept in {path}", flush=True)
+    set_seed(seed)  # every configuration of this seed sees the same data order and dropout in its recovery epochs
+    return learn
+
+def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
+    "Train one configuration with one seed (`epochs` of training, or of recovery in the trained flow); its measurements"
     c, lr = parse(config), TASKS[task]['lr']
-    learn = learner(task, seed, c.get('order'))
+    teacher = trained(task, seed).model if c.get('kd') and flow == 'scratch' else None  # in the trained flow: the default copy
+    learn = trained(task, seed, c.get('order')) if flow == 'trained' else learner(task, seed, c.get('order'))
     learn.remove_cb(ProgressCallback)  # no bars in a log; the Recorder still prints each epoch's line
     row = dict(task=task, config=config, seed=seed, epochs=epochs, sparsity=0., params_ratio=1., macs_ratio=1.)
     if c['kind'] == 'dense': learn.fit_one_cycle(epochs, lr)
@@ -112,17 +161,45 @@ def run(task:str, config:str, seed:int, epochs:int) -> dict:
                                 layer_type=(nn.Conv2d, nn.Linear))
         learn.fit_flat_cos(2, 0.1 * learn.dls.bs / 256, pct_start=0., wd=1e-4, cbs=hold)  # the demo's lr 0.1 at batch 256, scaled
         row['sparsity'] = sparsity(hold)
+    elif c['kind'] == 'tp': row.update(torch_pruning(learn, c, epochs, lr))
     else:
-        kw = (dict(granularity='filter', layer_type=nn.Conv2d, coupled=True, prune=True) if c['kind'] == 'filter' else
-              dict(granularity='weight', layer_type=(nn.Conv2d, nn.Linear)))
+        kw = (dict(granularity='filter', layer_type=nn.Conv2d, coupled=True, prune=True, speedup=c['speedup'], round_to=c['round'])
+              if c['kind'] == 'filter' else dict(granularity='weight', layer_type=(nn.Conv2d, nn.Linear)))
         cb = SparsifyCallback(c['sparsity'], context=c['context'], criteria=c['criteria'], schedule=schedule(c),
                               update_every=c['every'], **kw)
-        learn.fit_one_cycle(epochs, lr, cbs=cb)
+        learn.fit_one_cycle(epochs, lr, cbs=[cb] + ([DistillCallback(teacher)] if c['kd'] else []))
         row['sparsity'] = sparsity(cb)
         if cb.prune_report is not None:
             row['params_ratio'], row['macs_ratio'] = (float(cb.prune_report.loc[k, 'ratio']) for k in ('params', 'macs'))
     row['accuracy'] = float(learn.validate()[1]) * 100
     return row
+
+class _Regularize(Callback):
+    "Torch-Pruning's sparse learning: its pruner adds the regularizer's gradient after each backward pass"
+    def __init__(self, pruner): self.pruner = pruner
+    def after_backward(self): self.pruner.regularize(self.learn.model)
+
+def torch_pruning(learn:Learner, c:dict, epochs:int, lr:float) -> dict:
+    "Torch-Pruning's pipeline on `learn`: sparse learning (groupnorm, slim), the cut to the MACs target, fine-tuning"
+    import torch_pruning as tp
+    model = learn.model
+    x = learn.dls.one_batch()[0][:1]
+    dense_macs, dense_params = macs(model, x), param_count(model)
+    imp = {'l1': lambda: tp.importance.GroupMagnitudeImportance(p=1), 'l2': lambda: tp.importance.GroupMagnitudeImportance(p=2),
+           'groupnorm': lambda: tp.importance.GroupMagnitudeImportance(p=2), 'slim': lambda: tp.importance.BNScaleImportance()}[c['importance']]()
+    kind = {'groupnorm': tp.pruner.GroupNormPruner, 'slim': tp.pruner.BNScalePruner}.get(c['importance'], tp.pruner.MetaPruner)
+    kw = {} if c['reg'] is None or kind is tp.pruner.MetaPruner else dict(reg=c['reg'])
+    pruner = kind(model, x, imp, global_pruning=True, pruning_ratio=1., iterative_steps=400, round_to=c['round'],
+                  ignored_layers=[m for m in model.modules() if isinstance(m, nn.Linear)], **kw)  # convs only, as the filter rows
+    learning = 0 if kind is tp.pruner.MetaPruner else round(epochs * c['sl'])
+    if learning: learn.fit_one_cycle(learning, lr, cbs=_Regularize(pruner))
+    model.eval()
+    for _ in range(400):  # its benchmark scripts' progressive pruning: a step at a time until the target is reached
+        if dense_macs / macs(model, x) >= c['speedup']: break
+        pruner.step()
+    learn.create_opt()  # the pruned parameters are new tensors
+    learn.fit_one_cycle(epochs - learning, lr)
+    return dict(params_ratio=dense_params / param_count(model), macs_ratio=dense_macs / macs(model, x))
 
 def done(path:Path) -> set:
     if not path.exists(): return set()
@@ -135,10 +212,14 @@ def append(path:Path, row:dict):
         if new: w.writeheader()
         w.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items() if k in FIELDS})
 
-def report(task:str) -> str:
+def results(task:str, flow:str) -> Path:
+    "The CSV of a task's results in a flow"
+    return RESULTS/f"accuracy_{task}{'' if flow == 'scratch' else '_' + flow}.csv"
+
+def report(task:str, flow:str='scratch') -> str:
     "Markdown table of the task's results: mean and min-max over seeds per configuration; also written to disk"
-    path = RESULTS/f'accuracy_{task}.csv'
-    if not path.exists(): return f"no results for {task} yet"
+    path = results(task, flow)
+    if not path.exists(): return f"no results for {task} ({flow}) yet"
     with open(path) as f: rows = list(csv.DictReader(f))
     groups = {}
     for r in rows: groups.setdefault((r['config'], r['epochs']), []).append(r)
@@ -156,9 +237,12 @@ def report(task:str) -> str:
         summary.append(cols)
         lines.append(f"| `{config}` | {epochs} | {len(rs)} | **{mean:.2f}** | {min(acc):.2f} - {max(acc):.2f} | {cols['spread']:.2f} | "
                      f"{cols['sparsity']:.2f} | {cols['params_ratio']:.2f} | {cols['macs_ratio']:.2f} |")
-    md = f"Accuracy on {task} (`python bench/accuracy.py --task {task} --report`)\n\n" + '\n'.join(lines) + '\n'
-    (RESULTS/f'accuracy_{task}.md').write_text(md)
-    with open(RESULTS/f'accuracy_{task}_summary.csv', 'w', newline='') as f:
+    how = ('' if flow == 'scratch' else f"; from the dense model trained {TASKS[task]['epochs']} epochs, the epochs "
+           f"column is the recovery epochs")
+    md = (f"Accuracy on {task}, {flow} flow (`python bench/accuracy.py --task {task} --flow {flow} --report`{how})\n\n" +
+          '\n'.join(lines) + '\n')
+    path.with_suffix('.md').write_text(md)
+    with open(path.with_name(path.stem + '_summary.csv'), 'w', newline='') as f:
         w = csv.DictWriter(f, list(summary[0])); w.writeheader(); w.writerows(summary)
     return md
 
@@ -169,29 +253,32 @@ def main():
     p.add_argument('--set', default='default', help="a named list of configurations for the task (default: default)")
     p.add_argument('--configs', nargs='+', help='configurations to run instead of a --set')
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2], help='default: 0 1 2')
-    p.add_argument('--epochs', type=int, help="epochs per run (default: the task's)")
+    p.add_argument('--epochs', type=int, help="epochs per run (default: the task's) in the scratch flow")
+    p.add_argument('--flow', default='scratch', choices=['scratch', 'trained'], help='from the initial weights, or from the trained dense model')
+    p.add_argument('--recover', type=int, default=10, help='epochs of pruning and recovery in the trained flow (default: 10)')
     p.add_argument('--report', action='store_true', help='only write and print the tables of the results so far')
     p.add_argument('--fresh', action='store_true', help='drop the earlier results of this task first')
     a = p.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS/f'accuracy_{a.task}.csv'
-    if a.report: print(report(a.task)); return
+    path = results(a.task, a.flow)
+    if a.report: print(report(a.task, a.flow)); return
     if a.fresh and path.exists(): path.unlink()
     sets = SETS[a.task.split('-')[0]]
     if a.configs is None and a.set not in sets: p.error(f"--set must be one of {list(sets)} for {a.task}, got {a.set!r}")
-    configs, epochs = a.configs or sets[a.set], a.epochs or TASKS[a.task]['epochs']
+    configs = a.configs or sets[a.set]
+    epochs = a.recover if a.flow == 'trained' else a.epochs or TASKS[a.task]['epochs']
     for c in configs: parse(c)  # refuse a bad configuration before anything trains
     todo = [(c, s) for c in configs for s in a.seeds if (c, s, epochs) not in done(path)]
     print(f"{a.task}: {len(todo)} runs to do ({len(configs) * len(a.seeds) - len(todo)} already in {path})", flush=True)
     for i, (c, s) in enumerate(todo):
         t = time.perf_counter()
         print(f"[{i + 1}/{len(todo)}] {c} seed {s} ...", flush=True)
-        row = run(a.task, c, s, epochs)
+        row = run(a.task, c, s, epochs, a.flow)
         row['seconds'] = time.perf_counter() - t
         append(path, row)
         print(f"[{i + 1}/{len(todo)}] {c} seed {s}: accuracy {row['accuracy']:.2f}%, sparsity {row['sparsity']:.2f}%, "
               f"{row['seconds']:.0f} s", flush=True)
         gc.collect()
-    print(report(a.task))
+    print(report(a.task, a.flow))
 
 if __name__ == '__main__': main()

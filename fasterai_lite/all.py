@@ -3,9 +3,12 @@ from .core.all import *
 from .select import *
 from .masks import *
 from .graph import *
+from .units import *
 from .sparsifier import *
 from .checkpoint import *
 from .callback import *
+from .cost import *
+from .distill import *
 from .prune import *
 from .compact import *
 from .stats import *

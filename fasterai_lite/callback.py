@@ -24,9 +24,11 @@ from .prune import Pruner
 from .masks import Masks
 from .graph import plain_inputs, channel_groups
 from .checkpoint import SparsityCheckpoints, plain_values, weights_digest, same_weights
+from .cost import allocate, check_speedup
 
 # %% auto #0
-__all__ = ['STATE_KEYS', 'LotteryTicket', 'EndOfFitCompaction', 'PruningClock', 'SparsifyCallback']
+__all__ = ['STATE_KEYS', 'LotteryTicket', 'EndOfFitCompaction', 'PruningClock', 'SparsifyCallback', 'only_evaluating',
+           'sample_inputs']
 
 # %% ../nbs/03d_callback.ipynb #80b0dc47
 class LotteryTicket:
@@ -158,7 +160,7 @@ class SparsifyCallback(Callback):
     "Sparsify a model during training, growing its sparsity along `schedule`"
     order, run_valid = 40, False  # before Recorder (50), to declare the sparsity column in time (the end runs at 70); validation never changes masks
     def __init__(self,
-        sparsity:float|dict,             # Target percentage in [0, 100], or {layer name: percentage}
+        sparsity:float|dict|None,        # Target percentage in [0, 100], or {layer name: percentage}; None with `speedup`
         granularity:str,                 # Unit that is pruned, see `allowed_granularities`
         context:str,                     # 'local' or 'global', see `Sparsifier`
         criteria:Criteria|str,           # How units are scored
@@ -178,8 +180,13 @@ class SparsifyCallback(Callback):
         max_layer_sparsity:float|None=None, # In global context, the most (%) one layer may lose; None: all but one unit
         start_masks:dict|None=None,      # Keep-masks to start from, held all along (see `Sparsifier.start_from`), e.g. `from_torch_prune`'s
         resume:str|Path|None=None,       # Checkpoint that `learn.load` loaded, as named to it: `fit(start_epoch=...)` continues its masks and schedule
+        speedup:float|None=None,         # Instead of `sparsity`: this many times fewer MACs, allocated over the channel groups (`allocate`; needs coupled=True)
     ):
-        check_sparsity(sparsity, as_nm(nm)); check_context(context)
+        if speedup is None: check_sparsity(sparsity, as_nm(nm))
+        elif sparsity is not None: raise ValueError(f"give sparsity or speedup, not both: got sparsity={sparsity!r} and speedup={speedup!r}")
+        elif not coupled: raise ValueError("speedup= removes whole channel groups: it needs coupled=True (and prune=True to remove them)")
+        else: check_speedup(speedup)
+        check_context(context)
         criteria, schedule = as_criteria(criteria), as_schedule(schedule)
         check_granularity(granularity); layer_types(layer_type); check_int(round_to, 'round_to')
         check_int(rewind_epoch, 'rewind_epoch', minimum=0, none_ok=False); check_int(update_every, 'update_every')
@@ -195,7 +202,8 @@ class SparsifyCallback(Callback):
         if prune and pruner is None: pruner = Pruner(verbose=False)
         sparsity, max_layer_sparsity = plain_values(sparsity), plain_values(max_layer_sparsity)  # saved in checkpoints: weights_only loads them
         store_attr()
-        self.sparsifier, self.report, self.prune_report, self.active = None, None, None, False
+        self.sparsifier, self.report, self.prune_report, self.active, self.allocation = None, None, None, False, None
+        self.goal = sparsity  # what the schedule grows to: `sparsity`, or with `speedup` the per-group targets `allocate` chooses
 
     @property
     def learn(self):
@@ -215,8 +223,8 @@ class SparsifyCallback(Callback):
 
     def target(self, progress:float):
         "The sparsity at `progress` of the schedule (in [0, 1]); an N:M pattern is on at its share from the first step, or off"
-        if self.nm: return self.sparsity if progress > 0 else 0
-        return _scaled(self.sparsity, progress)
+        if self.nm: return self.goal if progress > 0 else 0
+        return _scaled(self.goal, progress)
 
     @property
     def final_target(self):
@@ -225,7 +233,7 @@ class SparsifyCallback(Callback):
 
     def before_fit(self):
         "Check the arguments against the model, then build the Sparsifier, at the start of its schedule or where `resume` left it"
-        if _only_evaluating(self.learn):  # validate, get_preds, lr_find: fastai skips this callback until their after_fit
+        if only_evaluating(self.learn):  # validate, get_preds, lr_find: fastai skips this callback until their after_fit
             self.run = False
             return
         if self.active: self._cleanup()  # an exception ended the last fit, and the callback (added by add_cb) stayed on
@@ -250,6 +258,7 @@ class SparsifyCallback(Callback):
         try:
             if self.pruner is not None: EndOfFitCompaction(self.pruner).check(self.sparsifier, self._example())
             if self.start_masks is not None: self.sparsifier.start_from(self.start_masks)
+            if self.speedup is not None: self._allocate(state)
             self._start(state)  # dict targets are checked here, before training
         except Exception: self.sparsifier.remove(); raise  # and the model is left as it came
         self.metric = ValueMetric(self.sparsifier.sparsity, 'sparsity')
@@ -271,18 +280,25 @@ class SparsifyCallback(Callback):
 
     def _start(self, state:dict|None):
         "Set the schedule at its start, or where a saved state (read from `resume`'s) left it"
-        self.sparsifier.plan(self.sparsity, self.round_to)
+        self.sparsifier.plan(self.goal, self.round_to)
         self.clock = PruningClock(lambda p: self.sparsifier.plan(self.target(p), self.round_to), self.schedule,
                                   self.n_epoch * len(self.dls.train), self.update_every)
         if state is None: return
         try: self.load_state_dict(state)
         except ValueError as e: raise ValueError(f"{e} (sparsity state file: {self.checkpoints.file(self.resume)})") from None
 
-    def _example(self) -> tuple:
-        "The inputs of one sample, to trace and measure the model with: from the validation set, or the training set without one"
-        dl = next(dl for dl in self.dls.loaders[1:2] + self.dls.loaders[:1] if len(dl))
-        dl = getattr(dl, 'dl', dl)  # under DDP, the loader inside fastai's DistributedDL: one sample is all it takes
-        return plain_inputs(tuple(x[:1] for x in dl.one_batch()[:getattr(self.dls, 'n_inp', 1)]))  # fastai's own default
+    def _allocate(self, state:dict|None):
+        "With `speedup`, the per-group targets that reach it: chosen now from the model's scores, or those of the run `resume` continues"
+        if state is not None:
+            if not isinstance(state.get('goal'), dict):
+                raise ValueError(f"The sparsity state {self.checkpoints.file(self.resume)} holds no allocation for speedup={self.speedup!r}")
+            self.goal = state['goal']
+            return
+        self.allocation = allocate(self.sparsifier, self.speedup, self._example(), self.round_to, self.context)
+        self.goal = self.allocation.sparsity
+        print(f"SparsifyCallback: {self.allocation!r}; per group: cb.allocation.table(), plot_allocation(cb.allocation)")
+
+    def _example(self) -> tuple: return sample_inputs(self.dls)
 
     def before_epoch(self):
         "Take the lottery-ticket rewind point at the start of `rewind_epoch`"
@@ -362,7 +378,7 @@ class SparsifyCallback(Callback):
 
     def settings(self) -> dict:
         "What a saved state must agree with to be resumed: the targets, schedule and length of the run, and the sparsifier's settings"
-        return dict(sparsity=self.sparsity, schedule=repr(self.schedule), layer_type=[t.__name__ for t in layer_types(self.layer_type)], round_to=self.round_to,
+        return dict(sparsity=self.sparsity, speedup=self.speedup, schedule=repr(self.schedule), layer_type=[t.__name__ for t in layer_types(self.layer_type)], round_to=self.round_to,
                     lth=self.lth, rewind_epoch=self.rewind_epoch, n_epoch=self.n_epoch, batches_per_epoch=len(self.dls.train),
                     every=self.clock.every, **self.sparsifier.settings())
 
@@ -370,7 +386,8 @@ class SparsifyCallback(Callback):
         "Everything a resumed fit needs: settings, the sparsifier's state (masks, references, RNG), the schedule's position, and the weights' fingerprint"
         sp = self.sparsifier
         return dict(settings=self.settings(), sparsifier=sp.state_dict(), epoch=self.epoch, iter=self.clock.batches_done(self.pct_train),
-                    n_tickets=self.ticket.n_tickets if self.ticket else 0, weights=weights_digest(sp.layers), **self.clock.state_dict())
+                    n_tickets=self.ticket.n_tickets if self.ticket else 0, weights=weights_digest(sp.layers), **self.clock.state_dict(),
+                    **({} if self.speedup is None else dict(goal=self.goal)))
 
     def load_state_dict(self, state:dict):
         "Restore a saved state: the masks and references, and the schedule's position; an error naming what differs"
@@ -399,13 +416,23 @@ class _SparsifyEnd(Callback):
     order, run_train, run_valid = 70, False, False  # only after_fit: fastai then skips it cheaply on every batch
     def __init__(self, owner:SparsifyCallback): self.owner = owner
     def after_epoch(self):
-        if not _only_evaluating(self.learn): self.owner.save_states()  # after SaveModelCallback (61) has saved its checkpoint
+        if not only_evaluating(self.learn): self.owner.save_states()  # after SaveModelCallback (61) has saved its checkpoint
     def after_fit(self):
-        if not _only_evaluating(self.learn): self.owner.finish()  # a validate() inside the fit ends with an after_fit too
+        if not only_evaluating(self.learn): self.owner.finish()  # a validate() inside the fit ends with an after_fit too
 
-def _only_evaluating(learn:Learner) -> bool:
+def only_evaluating(
+    learn:Learner,  # The learner whose events run
+) -> bool:
     "Whether fastai runs fit's events only to evaluate (validate, get_preds hold the learner's lock) or to find a learning rate"
     return learn.lock.locked() or any(isinstance(c, LRFinder) for c in learn.cbs)  # lr_find puts the weights back after
+
+def sample_inputs(
+    dls,  # The learner's `DataLoaders`
+) -> tuple:
+    "The inputs of one sample, to trace and measure the model with: from the validation set, or the training set without one"
+    dl = next(dl for dl in dls.loaders[1:2] + dls.loaders[:1] if len(dl))
+    dl = getattr(dl, 'dl', dl)  # under DDP, the loader inside fastai's DistributedDL: one sample is all it takes
+    return plain_inputs(tuple(x[:1] for x in dl.one_batch()[:getattr(dls, 'n_inp', 1)]))  # fastai's own default
 
 def _shared_seed() -> int|None:
     "Under DDP, a seed drawn on rank 0 and sent to every process, so random criteria draw the same numbers everywhere"

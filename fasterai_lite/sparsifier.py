@@ -19,7 +19,7 @@ from .graph import channel_groups, following_norms, inputs_for, refuse_tied
 from .units import LayerUnits, ChannelGroupUnits
 
 # %% auto #0
-__all__ = ['sparsifiable_layers', 'plan_counts', 'Sparsifier']
+__all__ = ['sparsifiable_layers', 'standardized', 'plan_counts', 'Sparsifier']
 
 # %% ../nbs/03c_sparsifier.ipynb #cc3543fb
 def sparsifiable_layers(
@@ -57,6 +57,19 @@ def _kept_multiple(kept:int, n:int, r:int|None) -> int:
     "`kept` rounded to a multiple of `r` (at least `r` if anything is kept), at most `n`"
     if r is None or kept == 0: return kept
     return min(n, r * max(1, round(kept / r)))
+
+# %% ../nbs/03c_sparsifier.ipynb #1d910ec9
+def standardized(
+    scores:Tensor,          # One score per unit of a key
+    keep:Tensor|None=None,  # The key's keep-mask (one bool per unit), or None when it has none
+) -> Tensor:
+    "Z-scores of `scores` from the mean and spread of the units `keep` keeps; the other units score below every kept one"
+    keep = None if keep is None else keep.reshape(scores.shape).to(scores.device)
+    alive = scores if keep is None else scores[keep]
+    if alive.numel() == 0: return scores
+    z = (scores - alive.mean()) / (alive.std(correction=0) + EPS)
+    if keep is not None and not bool(keep.all()): z[~keep] = z[keep].min() - 1
+    return z
 
 # %% ../nbs/03c_sparsifier.ipynb #ff7690ee
 def plan_counts(
@@ -228,7 +241,17 @@ class Sparsifier:
         raw = self._weight_scores(layers)
         floor = min(float(r.min()) for r in raw.values()) if len(raw) > 1 else None
         scores = {n: self.criteria.finish(r, self.dims[n], self.masks.mask(n), floor) for n, r in raw.items()}
-        return [self.selection.key_scores(k, scores) for k in names]
+        out = [self.selection.key_scores(k, scores) for k in names]
+        if len(names) > 1 and self.granularity != 'weight' and self.criteria.normalizer is None:
+            out = [standardized(s, self._key_mask(k)) for k, s in zip(names, out)]  # a unit compares with its own key's: no layer collapses
+        return out
+
+    def scores(self,
+        keys:list[str]|None=None,  # Selection keys (layers, or with `coupled` channel groups); None: all
+    ) -> dict[str, Tensor]:
+        "One score per unit of each selection key, as a global selection over `keys` ranks them; touches nothing"
+        keys = list(ifnone(keys, self.units))
+        return dict(zip(keys, self._scores(keys)))
 
     def _reference(self, name:str) -> Tensor|None:
         "The reference weights the criteria compares layer `name` with, if it uses any"
