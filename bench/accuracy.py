@@ -16,11 +16,13 @@ A configuration is a short string:
 - `cb@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,every=N]`: one SparsifyCallback on the whole fit, weight granularity
   over Conv and Linear layers; START-END overrides the schedule's window (fractions of training); order=N shuffles
   the data with seed N instead of the run's seed (the weights still start from the run's seed): the data order alone;
-  kd adds a DistillCallback (weight 0.5, temperature 4): in the trained flow its teacher is the model as the fit starts
-  (its default), in the scratch flow the seed's trained dense model (see --flow);
-- `filter@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,kd][,round=R]`: conv filters with coupled=True, prune=True; the compact
-  model's parameter and MAC ratios are recorded too. S may be a speedup, `2x`: SparsifyCallback(speedup=2.), which
-  allocates the channels over the groups to reach 2x fewer MACs; round=R keeps a multiple of R channels per group;
+- `filter@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,kd][,reg=D][,round=R]`: conv filters with coupled=True, prune=True; the
+  compact model's parameter and MAC ratios are recorded too, and each cut's accuracy on a fixed validation batch just
+  before and after it (CutMonitor), in cuts_<task>[_trained].csv. S may be a speedup, `2x`: SparsifyCallback(speedup=2.),
+  which allocates the channels over the groups to reach 2x fewer MACs; round=R keeps a multiple of R channels per group;
+  reg=D adds GroupPenaltyCallback(strength=D), the growing push of the units to remove before they go;
+- in cb and filter configurations, kd adds a DistillCallback (weight 0.5, temperature 4): in the trained flow its teacher
+  is the model as the fit starts (its default), in the scratch flow the seed's trained dense model (see --flow);
 - `tp@Sx,IMPORTANCE[,reg=R][,sl=F][,round=R]`: Torch-Pruning's own pipeline on the same data, optimizer and budget, to S
   times fewer MACs over the convs (its global pruning, stepped until the target is reached, as its benchmark scripts
   do). IMPORTANCE: l1 or l2 (MetaPruner with GroupMagnitudeImportance, one-shot at the start, then fine-tuning),
@@ -54,6 +56,7 @@ from fastai.torch_core import set_seed
 from fasterai_lite.core.all import *
 from fasterai_lite.callback import SparsifyCallback
 from fasterai_lite.distill import DistillCallback
+from fasterai_lite.regularize import GroupPenaltyCallback, CutMonitor
 from fasterai_lite.stats import macs, param_count
 from fastai.callback.core import Callback
 from fasterai_lite.sensitivity import sensitivity_scan, sensitivity_targets
@@ -102,9 +105,10 @@ def parse(config:str) -> dict:
     if kind not in ('cb', 'filter') or len(parts) < 4: raise ValueError(f"Unknown configuration {config!r}: see --help")
     speedup = float(parts[0][:-1]) if parts[0].endswith('x') else None
     out = dict(kind=kind, sparsity=None if speedup else float(parts[0]), speedup=speedup, context=parts[1], criteria=parts[2],
-               schedule=parts[3], window=None, every=None, order=None, kd=False, round=None)
+               schedule=parts[3], window=None, every=None, order=None, kd=False, round=None, reg=None)
     for p in parts[4:]:
         if p == 'kd': out['kd'] = True
+        elif p.startswith('reg='): out['reg'] = float(p[4:])
         elif p.startswith('round='): out['round'] = int(p[6:])
         elif p.startswith('every='): out['every'] = int(p[6:])
         elif p.startswith('order='): out['order'] = int(p[6:])
@@ -167,7 +171,11 @@ def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
               if c['kind'] == 'filter' else dict(granularity='weight', layer_type=(nn.Conv2d, nn.Linear)))
         cb = SparsifyCallback(c['sparsity'], context=c['context'], criteria=c['criteria'], schedule=schedule(c),
                               update_every=c['every'], **kw)
-        learn.fit_one_cycle(epochs, lr, cbs=[cb] + ([DistillCallback(teacher)] if c['kd'] else []))
+        monitor = CutMonitor() if c['kind'] == 'filter' else None
+        cbs = ([cb] + ([DistillCallback(teacher)] if c['kd'] else []) + ([GroupPenaltyCallback(c['reg'])] if c['reg'] else []) +
+               ([monitor] if monitor else []))
+        learn.fit_one_cycle(epochs, lr, cbs=cbs)
+        if monitor: row['cuts'] = monitor.cuts
         row['sparsity'] = sparsity(cb)
         if cb.prune_report is not None:
             row['params_ratio'], row['macs_ratio'] = (float(cb.prune_report.loc[k, 'ratio']) for k in ('params', 'macs'))
@@ -275,6 +283,8 @@ def main():
         print(f"[{i + 1}/{len(todo)}] {c} seed {s} ...", flush=True)
         row = run(a.task, c, s, epochs, a.flow)
         row['seconds'] = time.perf_counter() - t
+        cuts, cuts_path = row.pop('cuts', None), path.with_name(path.name.replace('accuracy_', 'cuts_'))
+        if cuts is not None: cuts.assign(config=c, seed=s).to_csv(cuts_path, mode='a', index=False, header=not cuts_path.exists())
         append(path, row)
         print(f"[{i + 1}/{len(todo)}] {c} seed {s}: accuracy {row['accuracy']:.2f}%, sparsity {row['sparsity']:.2f}%, "
               f"{row['seconds']:.0f} s", flush=True)

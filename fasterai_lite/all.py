@@ -9,6 +9,7 @@ from .checkpoint import *
 from .callback import *
 from .cost import *
 from .distill import *
+from .regularize import *
 from .prune import *
 from .compact import *
 from .stats import *

@@ -27,8 +27,8 @@ from .checkpoint import SparsityCheckpoints, plain_values, weights_digest, same_
 from .cost import allocate, check_speedup
 
 # %% auto #0
-__all__ = ['STATE_KEYS', 'LotteryTicket', 'EndOfFitCompaction', 'PruningClock', 'SparsifyCallback', 'only_evaluating',
-           'sample_inputs']
+__all__ = ['STATE_KEYS', 'LotteryTicket', 'EndOfFitCompaction', 'CleanCallback', 'PruningClock', 'SparsifyCallback',
+           'only_evaluating', 'sample_inputs']
 
 # %% ../nbs/03d_callback.ipynb #80b0dc47
 class LotteryTicket:
@@ -102,6 +102,26 @@ class EndOfFitCompaction:
         self.report = self.pruner.report_frame()
         print(self.report.to_string())
 
+# %% ../nbs/03d_callback.ipynb #d9ff6832
+class CleanCallback(Callback):
+    "A callback whose `_abort` runs whenever fastai takes it off the learner while its fit is live, even when an exception ends the fit"
+    active = False  # whether a fit of this callback is live: set at its start, unset by its clean-up
+    @property
+    def learn(self):
+        "The `Learner` this callback is attached to: fastai sets it when the callback is added, and None when it is removed"
+        return self.__dict__.get('_learn')
+
+    @learn.setter
+    def learn(self, learn):
+        try:
+            if learn is None and self.__dict__.get('active'): self._abort()
+        except Exception as e: warnings.warn(f"{type(self).__name__}: cleaning up after an interrupted fit raised {type(e).__name__}: {e}; "
+                                             f"the callback is off the learner all the same")
+        except KeyboardInterrupt: pass  # a second Ctrl-C: the exception that ends the fit is already on its way
+        finally: self.__dict__['_learn'] = learn
+
+    def _abort(self): raise NotImplementedError(f"{type(self).__name__} must say how it cleans up after an interrupted fit")
+
 # %% ../nbs/03d_callback.ipynb #9ac96415
 class PruningClock:
     "When a fit re-sparsifies: the schedule's plan at each batch's end, applied when it moves, at most every `every` batches"
@@ -156,7 +176,7 @@ def _scaled(sparsity, f:float):
 STATE_KEYS = dict(settings=dict, sparsifier=dict, epoch=int, iter=int, progress=float, last_event=int, n_tickets=int,
                   last_plan=list, weights=dict)  # what a saved state holds: `read_state` checks them
 
-class SparsifyCallback(Callback):
+class SparsifyCallback(CleanCallback):
     "Sparsify a model during training, growing its sparsity along `schedule`"
     order, run_valid = 40, False  # before Recorder (50), to declare the sparsity column in time (the end runs at 70); validation never changes masks
     def __init__(self,
@@ -204,22 +224,6 @@ class SparsifyCallback(Callback):
         store_attr()
         self.sparsifier, self.report, self.prune_report, self.active, self.allocation = None, None, None, False, None
         self.goal = sparsity  # what the schedule grows to: `sparsity`, or with `speedup` the per-group targets `allocate` chooses
-
-    @property
-    def learn(self):
-        "The `Learner` this callback is attached to: fastai sets it when the callback is added, and None when it is removed"
-        return self.__dict__.get('_learn')
-
-    @learn.setter
-    def learn(self, learn):
-        # fastai removes the callbacks of `fit(cbs=...)` even when an exception ends the fit: the one hook that always runs.
-        # It must not raise, or fastai stops removing callbacks and this one stays on for the next fit
-        try:
-            if learn is None and self.__dict__.get('active'): self._abort()
-        except Exception as e: warnings.warn(f"SparsifyCallback: cleaning up after an interrupted fit raised {type(e).__name__}: {e}; "
-                                             f"the callback and its masks are off the learner and the model all the same")
-        except KeyboardInterrupt: pass  # a second Ctrl-C: the exception that ends the fit is already on its way
-        finally: self.__dict__['_learn'] = learn
 
     def target(self, progress:float):
         "The sparsity at `progress` of the schedule (in [0, 1]); an N:M pattern is on at its share from the first step, or off"

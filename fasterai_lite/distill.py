@@ -13,7 +13,7 @@ from fastai.torch_core import get_model
 from .core.schedule import Schedule, as_schedule
 from .core.checks import check_range, check_positive
 from .graph import modes_kept
-from .callback import only_evaluating, sample_inputs
+from .callback import CleanCallback, only_evaluating, sample_inputs
 
 # %% auto #0
 __all__ = ['soft_target_loss', 'attention_map', 'DistillCallback']
@@ -37,7 +37,7 @@ def attention_map(
 # %% ../nbs/07a_distill.ipynb #9c51545b
 _LOSSES = ('soft', 'mse')
 
-class DistillCallback(Callback):
+class DistillCallback(CleanCallback):
     "Add a teacher's outputs (and optionally attention maps) to the training loss: knowledge distillation"
     order, run_valid = 20, False  # before SparsifyCallback (40): the default teacher is copied before any mask; validation keeps the task loss
     def __init__(self,
@@ -58,18 +58,6 @@ class DistillCallback(Callback):
         self.pairs = None if features is None else dict(features) if isinstance(features, dict) else {n: n for n in features}
         store_attr('teacher,weight,temperature,schedule,loss,feature_weight')
         self.active, self.cost = False, None
-
-    @property
-    def learn(self):
-        "The `Learner` this callback is attached to (fastai sets it, and None when it removes the callback)"
-        return self.__dict__.get('_learn')
-
-    @learn.setter
-    def learn(self, learn):
-        # fastai removes the callbacks of `fit(cbs=...)` even when an exception ends the fit: the one hook that always runs
-        try:
-            if learn is None and self.__dict__.get('active'): self._cleanup()
-        finally: self.__dict__['_learn'] = learn
 
     def alpha(self, pct_train:float) -> float:
         "The weight of distillation at `pct_train` of the fit"
@@ -145,6 +133,8 @@ class DistillCallback(Callback):
     def _unhook(self):
         for h in self.hooks: h.remove()
         self.hooks = []
+
+    def _abort(self): self._cleanup()
 
     def _cleanup(self):
         "Take the hooks off both models, give a user's teacher back its mode, and drop the teacher: whatever raises"

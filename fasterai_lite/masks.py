@@ -78,12 +78,14 @@ class Masks:
         for n, m in self.layers.items(): m.weight.copy_(self.reference(n, 'init'))
         self.apply()
 
-    def tensor_masks(self) -> list[tuple[Tensor, Tensor]]:
-        "Each tensor `apply` zeroes, with its bool keep-mask (broadcastable onto it): masked weights, then their followers"
+    def tensor_masks(self,
+        masks:dict[str, Tensor|None]|None=None,  # Layer name -> keep-mask to read instead of the layers' own; None: theirs
+    ) -> list[tuple[Tensor, Tensor]]:
+        "Each tensor `apply` zeroes (or would, with `masks`), with its bool keep-mask (broadcastable onto it): masked weights, then their followers"
         out = []
         for name, m in self.layers.items():
-            mask = self.mask(name)
-            if mask is None or not self.n_pruned[name]: continue
+            mask = self.mask(name) if masks is None else masks.get(name)
+            if mask is None or (not self.n_pruned[name] if masks is None else bool(mask.all())): continue
             out.append((m.weight, mask))
             channels = mask.reshape(-1)
             for t, pos, ch in self.followers.get(name, []):

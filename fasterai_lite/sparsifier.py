@@ -259,29 +259,42 @@ class Sparsifier:
         return None if kind is None else self.masks.reference(name, kind)
 
     @torch.no_grad()
+    def compute_masks(self,
+        sparsity:float|dict,      # Percentage in [0, 100], or {layer name (or tuple of names): percentage}
+        round_to:int|None=None,   # Keep a multiple of this many units in each layer
+        reuse:bool=False,         # Write into the current mask tensors (less memory; `sparsify_model` does) instead of new ones
+    ) -> dict[str, Tensor|None]:
+        "The keep-mask of every selection key (one bool per unit, None for no mask) that reaches `sparsity`; the masks on the model stay"
+        if self.nm: check_sparsity(sparsity, self.nm)
+        plan = self.plan(sparsity, round_to)  # validates before anything is computed
+        out = {n: None for n in self.units}
+        for names, k in plan.items():
+            if self.nm: out.update((n, self._nm_mask(n) if k > 0 else None) for n in names); continue
+            scores = self._scores(list(names))
+            if len(names) > 1 and round_to is not None:  # global choice sets each layer's count, rounded, then local
+                for n, s, m in zip(names, scores, self._select_global(list(names), k, scores)):
+                    kept = _kept_multiple(int(m.sum()), s.numel(), round_to)
+                    out[n] = select_lowest([s], s.numel() - kept, [m])[0]
+                continue
+            masks = select_lowest(scores, k, [self._key_mask(n) for n in names] if reuse else None, release=True)
+            if len(names) > 1 and any(n_zeros(m) > self.layer_cap(n) for n, m in zip(names, masks)):  # rare: re-score, capped
+                masks = self._select_global(list(names), k)
+            out.update(zip(names, masks))
+        return out
+
+    def layer_masks(self,
+        key_masks:dict[str, Tensor|None],  # Keep-masks of selection keys, as `compute_masks` gives them
+    ) -> dict[str, Tensor|None]:
+        "The same masks on each sparsified layer (a coupled group's on each of its producers), in the shape of its weight's units"
+        return {n: m for k, km in key_masks.items() for n, m in self.selection.layer_masks(k, km).items()}
+
+    @torch.no_grad()
     def sparsify_model(self,
         sparsity:float|dict,      # Percentage in [0, 100], or {layer name (or tuple of names): percentage}
         round_to:int|None=None,   # Keep a multiple of this many units in each layer
     ) -> None:
         "Mask the least important units so that the model reaches `sparsity`"
-        if self.nm: check_sparsity(sparsity, self.nm)
-        plan = self.plan(sparsity, round_to)  # validates before anything changes
-        named = {n for g in plan for n in g}
-        for n in self.units:
-            if n not in named: self._set_key_mask(n, None)
-        for names, k in plan.items():
-            if self.nm: self._sparsify_nm(names, k > 0); continue
-            scores = self._scores(list(names))
-            if len(names) > 1 and round_to is not None:  # global choice sets each layer's count, rounded, then local
-                for n, s, m in zip(names, scores, self._select_global(list(names), k, scores)):
-                    kept = _kept_multiple(int(m.sum()), s.numel(), round_to)
-                    self._set_key_mask(n, select_lowest([s], s.numel() - kept, [m])[0])
-                continue
-            out = [self._key_mask(n) for n in names]
-            masks = select_lowest(scores, k, out, release=True)
-            if len(names) > 1 and any(n_zeros(m) > self.layer_cap(n) for n, m in zip(names, masks)):  # rare: re-score, capped
-                masks = self._select_global(list(names), k)
-            for n, m in zip(names, masks): self._set_key_mask(n, m)
+        for key, mask in self.compute_masks(sparsity, round_to, reuse=True).items(): self._set_key_mask(key, mask)
         self.apply_masks()
 
     def _select_global(self, names:list[str], k:int, scores:list[Tensor]|None=None) -> list[Tensor]:
@@ -306,7 +319,7 @@ class Sparsifier:
         if name is None: raise ValueError(f"{type(m).__name__} is not one of the layers this Sparsifier sparsifies")
         key = self._unit_key(name)  # with `coupled`, the layer's whole channel group
         k = self.plan({name: sparsity}, round_to)[(key,)]
-        if self.nm: self._sparsify_nm([name], k > 0)
+        if self.nm: self.masks.set(name, self._nm_mask(name) if k > 0 else None)
         else:
             s = self._scores([key])[0]
             self._set_key_mask(key, select_lowest([s], k, [self._key_mask(key)])[0])
@@ -325,12 +338,10 @@ class Sparsifier:
         self.masks.apply()
 
     @torch.no_grad()
-    def _sparsify_nm(self, names, on:bool):
-        "Apply the N:M pattern to layers `names`, or remove their masks if not `on`"
-        for n in names:
-            if not on: self.masks.set(n, None); continue
-            s = self.criteria.finish(self._weight_scores([n])[n], (), self.masks.mask(n))  # per weight
-            self.masks.set(n, nm_keep(s, *self.nm))
+    def _nm_mask(self, name:str) -> Tensor:
+        "The N:M keep-mask of layer `name`, one per weight"
+        s = self.criteria.finish(self._weight_scores([name])[name], (), self.masks.mask(name))
+        return nm_keep(s, *self.nm)
 
     @torch.no_grad()
     def start_from(self,

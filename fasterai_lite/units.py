@@ -37,6 +37,7 @@ class LayerUnits:
     def layers_of(self, key:str) -> list[str]: return [key]
     def key_scores(self, key:str, scores:dict[str, Tensor]) -> Tensor: return scores[key]
     def mask(self, masks:Masks, key:str) -> Tensor|None: return masks.mask(key)
+    def layer_masks(self, key:str, mask:Tensor|None) -> dict[str, Tensor|None]: return {key: mask}
     def set_mask(self, masks:Masks, key:str, mask:Tensor|None): masks.set(key, mask)
 
     def norm_followers(self, mods:dict, channel_dims:dict) -> dict[str, list[tuple]]:
@@ -102,16 +103,21 @@ class ChannelGroupUnits:
         group_mask[root.to(layer_mask.device)] = layer_mask.reshape(-1)[idx.to(layer_mask.device)]
         return g.unit_mask(group_mask, all_of=False)
 
+    def layer_masks(self, key:str, mask:Tensor|None) -> dict[str, Tensor|None]:
+        "The keep-mask of group `key` (one bool per unit, or None) as each of its producers' own: one bool per filter"
+        g = self.groups[key]
+        if mask is None: return {name: None for name in g.producers}
+        if g.units is not None: mask = mask[g.units.to(mask.device)]
+        out = {}
+        for name, (idx, root) in g.producers.items():
+            w = self.layers[name].weight
+            out[name] = torch.ones([1 if i in self.dims[name] else n for i, n in enumerate(w.shape)], dtype=torch.bool, device=w.device)
+            out[name].view(-1)[idx.to(w.device)] = mask[root.to(mask.device)].to(w.device)
+        return out
+
     def set_mask(self, masks:Masks, key:str, mask:Tensor|None):
         "Set the keep-mask of group `key` (one bool per unit, or None for no mask) on each of its producers' filters"
-        g = self.groups[key]
-        if mask is not None and g.units is not None: mask = mask[g.units.to(mask.device)]
-        for name, (idx, root) in g.producers.items():
-            if mask is None: masks.set(name, None); continue
-            w = self.layers[name].weight
-            layer_mask = torch.ones([1 if i in self.dims[name] else n for i, n in enumerate(w.shape)], dtype=torch.bool, device=w.device)
-            layer_mask.view(-1)[idx.to(w.device)] = mask[root.to(mask.device)].to(w.device)
-            masks.set(name, layer_mask)
+        for name, m in self.layer_masks(key, mask).items(): masks.set(name, m)
 
     def norm_followers(self, mods:dict, channel_dims:dict) -> dict[str, list[tuple]]:
         "For each group, the affine parameters of its BatchNorms, zeroed with the mask of its first producer at their channels"

@@ -4,6 +4,7 @@ import shutil, warnings, pytest, torch, torch.nn as nn
 from fastai.vision.all import ImageDataLoaders, Resize, Normalize, imagenet_stats, vision_learner, resnet18, accuracy, set_seed
 from fasterai_lite.all import *
 from fasterai_lite.data import digits_images
+from fastai.callback.core import Callback
 
 @pytest.fixture(scope='module')
 def folder(tmp_path_factory):
@@ -66,3 +67,43 @@ def test_a_teacher_of_other_classes_is_refused(folder):
     learn = learner(folder)
     with pytest.raises(ValueError, match=r"teacher's outputs have shape \(1, 5\) and the student's \(1, 10\)"):
         learn.fit(1, cbs=DistillCallback(teacher=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 5))))
+
+def test_every_recovery_tool_together_on_a_vision_learner(folder):
+    "Distillation, the growing push and the cut monitor beside a 2x MACs target, fit_one_cycle: compact at 2x, each cut measured, nothing left"
+    learn = learner(folder)
+    sp = SparsifyCallback(None, 'filter', 'global', 'large_final', 'agp', speedup=2., coupled=True, prune=True)
+    kd, push, monitor = DistillCallback(), GroupPenaltyCallback(.05), CutMonitor()
+    learn.fit_one_cycle(2, 1e-3, cbs=[sp, kd, push, monitor])
+    assert 2 <= float(sp.prune_report.loc['macs', 'ratio']) <= 2.1
+    cuts = monitor.cuts
+    assert len(cuts) >= 1 and cuts.sparsity.is_monotonic_increasing and cuts.accuracy_before.between(0, 1).all()
+    assert push.chosen == [] and kd.frozen is None and hooks(learn.model) == 0
+    assert not [c for c in learn.cbs if type(c).__module__.startswith('fasterai_lite')]
+
+class _ShareOfChosen(Callback):
+    "The share of the norm of the tensors the push holds that is in the units to remove, after the last step before the cut"
+    order, run_valid = 46, False
+    def after_step(self):
+        push = next(c for c in self.learn.cbs if isinstance(c, GroupPenaltyCallback))
+        if sum(push.sparsify.sparsifier.n_pruned.values()): return  # cut already
+        self.share = float(sum((t * ~keep).abs().sum() for t, keep in push.chosen) / sum(t.abs().sum() for t, _ in push.chosen))
+
+def test_the_push_shrinks_what_the_cut_removes(folder):
+    "Before the cut, the units the final target removes lose most of their size under the push; without it they keep it"
+    def share(strength):
+        learn = learner(folder)
+        sp = SparsifyCallback(50, 'filter', 'local', 'large_final', Schedule(sched_oneshot, .99, name='cut at the end'), coupled=True)
+        full = Schedule(lambda s, e, p: 1., 0., 1., name='full from the start')
+        probe = _ShareOfChosen()
+        learn.fit(2, 1e-3, cbs=[sp, GroupPenaltyCallback(strength, schedule=full, every=1), probe])
+        return probe.share
+    plain, pushed = share(0.), share(.2)
+    assert pushed < plain / 2, (plain, pushed)  # about 0.50 and 0.17 here
+
+def test_bad_recovery_arguments_are_refused(folder):
+    with pytest.raises(ValueError, match=r"strength must be a number in \[0, 1\], got 2"): GroupPenaltyCallback(2)
+    with pytest.raises(ValueError, match="weight must be a number in"): DistillCallback(weight=-.1)
+    learn = learner(folder)
+    with pytest.raises(ValueError, match="must have exactly one, in the same fit or added before, and has 0"):
+        learn.fit(1, cbs=GroupPenaltyCallback())
+    assert not [c for c in learn.cbs if type(c).__module__.startswith('fasterai_lite')]
