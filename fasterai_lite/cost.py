@@ -49,7 +49,6 @@ class MacsModel:
                 size = m.weight.shape[out_channel_dim(m)] if side == 'prune_out_channels' else _in_dim(m)
                 out[n, side[6:-9]] = len(idxs) / size / g.n
             self.share[key] = out
-        self.n = {k: g.n for k, g in groups.items()}
 
     def macs(self,
         pruned:dict[str, int],  # Channels each group loses, by key

@@ -20,3 +20,13 @@ def randomize_norms(model):
             m.running_mean.copy_(torch.randn(m.num_features, generator=g) * .1)
             m.running_var.copy_(torch.rand(m.num_features, generator=g) + .5)
             m.weight.copy_(torch.rand(m.num_features, generator=g) + .5); m.bias.copy_(torch.randn(m.num_features, generator=g) * .1)
+
+def digit_folder(root:Path, per_class:int) -> Path:
+    "A folder of digit PNGs, one folder per class as a user's images sit: the first `per_class` of each class of `digits_images`"
+    import shutil
+    from fasterai_lite.data import digits_images
+    full, small = digits_images(root/'digits'), root/'digits_small'
+    for c in sorted(full.iterdir()):
+        (small/c.name).mkdir(parents=True)
+        for f in sorted(c.iterdir())[:per_class]: shutil.copy(f, small/c.name/f.name)
+    return small

@@ -2,26 +2,22 @@
 `ImageDataLoaders`, `DataBlock`, `TabularDataLoaders`, so batches of fastai's tensor types), `vision_learner`,
 `unet_learner` and `tabular_learner` with fastai's defaults, `fit_one_cycle` and `fine_tune`, with and without
 `to_fp16()`; each ends in a compact model whose predictions equal the sparse model's. Then the compact model on disk."""
-import contextlib, json, shutil, subprocess, sys, warnings, pytest, numpy as np, torch, torch.nn as nn
+import contextlib, json, subprocess, sys, warnings, pytest, numpy as np, torch, torch.nn as nn
 import pandas as pd
 from fastai.vision.all import (ImageDataLoaders, DataBlock, ImageBlock, MaskBlock, RandomSplitter, Resize, Normalize, imagenet_stats,
     PILImage, PILMask, TensorImage, vision_learner, unet_learner, resnet18, mobilenet_v3_small, xresnet18, accuracy, set_seed,
     get_image_files, load_learner, Learner)
 from fastai.tabular.all import TabularDataLoaders, CategoryBlock, tabular_learner
 from fasterai_lite.all import *
-from fasterai_lite.data import digits_dls, tiny_resnet, digits_images
+from fasterai_lite.data import digits_dls, tiny_resnet
+from helpers import digit_folder
 
 N_PER_CLASS = 24  # tiny data: 240 images, 48 of them held out
 
 @pytest.fixture(scope='module')
 def digits(tmp_path_factory):
     "A folder of digit PNGs, one folder per class (as a user's images sit): a few of each class from `digits_images`"
-    root = tmp_path_factory.mktemp('data')
-    full, small = digits_images(root/'digits'), root/'digits_small'
-    for c in sorted(full.iterdir()):
-        (small/c.name).mkdir(parents=True)
-        for f in sorted(c.iterdir())[:N_PER_CLASS]: shutil.copy(f, small/c.name/f.name)
-    return small
+    return digit_folder(tmp_path_factory.mktemp('data'), N_PER_CLASS)
 
 def image_dls(path, size=32):
     return ImageDataLoaders.from_folder(path, valid_pct=0.2, seed=0, bs=32, num_workers=0, item_tfms=Resize(size),

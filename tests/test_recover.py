@@ -1,20 +1,15 @@
 """Recovering accuracy and reaching a cost target on fastai's own learners: `DistillCallback` beside `SparsifyCallback`
 on a `vision_learner` fed from an image folder, with `fine_tune`, mixed precision and a MACs target (`speedup=`)."""
-import shutil, warnings, pytest, torch, torch.nn as nn
+import warnings, pytest, torch, torch.nn as nn
 from fastai.vision.all import ImageDataLoaders, Resize, Normalize, imagenet_stats, vision_learner, resnet18, accuracy, set_seed
 from fasterai_lite.all import *
-from fasterai_lite.data import digits_images
+from helpers import digit_folder
 from fastai.callback.core import Callback
 
 @pytest.fixture(scope='module')
 def folder(tmp_path_factory):
     "A folder of digit PNGs, 16 of each class"
-    root = tmp_path_factory.mktemp('data')
-    full, small = digits_images(root/'digits'), root/'small'
-    for c in sorted(full.iterdir()):
-        (small/c.name).mkdir(parents=True)
-        for f in sorted(c.iterdir())[:16]: shutil.copy(f, small/c.name/f.name)
-    return small
+    return digit_folder(tmp_path_factory.mktemp('data'), 16)
 
 def learner(folder):
     set_seed(0)
