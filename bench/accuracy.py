@@ -39,7 +39,8 @@ Two flows (--flow):
 
 Each (task, configuration, seed) is one row of bench/results/accuracy_<task>.csv, appended as soon as it finishes:
 an interrupted run resumes where it stopped (--fresh starts over). --report (also done after every run) writes
-accuracy_<task>.md: mean and min-max over seeds per configuration. The seed sets the initial weights, the data order
+accuracy_<task>.md: mean and min-max over seeds per configuration, the mean difference to the dense model of the same
+seed, and the median wall time of a run. The seed sets the initial weights, the data order
 and the dropout masks.
 
 Usage: python bench/accuracy.py [--task mnist] [--flow scratch|trained] [--recover N] [--set default|explore|more|grid] [--configs C [C ...]] [--seeds 0 1 2]
@@ -176,6 +177,7 @@ def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
                ([monitor] if monitor else []))
         learn.fit_one_cycle(epochs, lr, cbs=cbs)
         if monitor: row['cuts'] = monitor.cuts
+        if cb.allocation is not None: row['allocation'] = cb.allocation.table().reset_index()
         row['sparsity'] = sparsity(cb)
         if cb.prune_report is not None:
             row['params_ratio'], row['macs_ratio'] = (float(cb.prune_report.loc[k, 'ratio']) for k in ('params', 'macs'))
@@ -231,9 +233,9 @@ def report(task:str, flow:str='scratch') -> str:
     with open(path) as f: rows = list(csv.DictReader(f))
     groups = {}
     for r in rows: groups.setdefault((r['config'], r['epochs']), []).append(r)
-    lines = [f"| configuration | epochs | seeds | accuracy % mean | min - max | spread | sparsity % | params ratio | MACs ratio |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    summary = []
+    lines = [f"| configuration | epochs | seeds | accuracy % mean | min - max | spread | vs dense | sparsity % | params ratio | MACs ratio | seconds |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    summary, dense = [], {(r['seed'], r['epochs']): float(r['accuracy']) for r in rows if r['config'] == 'dense'}
     for (config, epochs), rs in sorted(groups.items(), key=lambda kv: (kv[0][0] != 'dense', kv[0][0])):  # dense first
         acc = [float(r['accuracy']) for r in rs]
         mean = statistics.mean(acc)
@@ -242,9 +244,14 @@ def report(task:str, flow:str='scratch') -> str:
                     sparsity=round(statistics.mean(float(r['sparsity']) for r in rs), 2),
                     params_ratio=round(statistics.mean(float(r['params_ratio']) for r in rs), 2),
                     macs_ratio=round(statistics.mean(float(r['macs_ratio']) for r in rs), 2))
+        # against the dense model of the same seed: the mean of the per-seed differences, over the seeds that have one
+        deltas = [float(r['accuracy']) - dense[r['seed'], r['epochs']] for r in rs if (r['seed'], r['epochs']) in dense]
+        cols.update(vs_dense=round(statistics.mean(deltas), 2) if deltas else float('nan'), dense_seeds=len(deltas),
+                    seconds=round(statistics.median(float(r['seconds']) for r in rs)))
         summary.append(cols)
-        lines.append(f"| `{config}` | {epochs} | {len(rs)} | **{mean:.2f}** | {min(acc):.2f} - {max(acc):.2f} | {cols['spread']:.2f} | "
-                     f"{cols['sparsity']:.2f} | {cols['params_ratio']:.2f} | {cols['macs_ratio']:.2f} |")
+        vs = f"{cols['vs_dense']:+.2f}" + ('' if len(deltas) == len(rs) else f" ({len(deltas)} seeds)") if deltas else '-'
+        lines.append(f"| `{config}` | {epochs} | {len(rs)} | **{mean:.2f}** | {min(acc):.2f} - {max(acc):.2f} | {cols['spread']:.2f} | {vs} | "
+                     f"{cols['sparsity']:.2f} | {cols['params_ratio']:.2f} | {cols['macs_ratio']:.2f} | {cols['seconds']} |")
     how = ('' if flow == 'scratch' else f"; from the dense model trained {TASKS[task]['epochs']} epochs, the epochs "
            f"column is the recovery epochs")
     md = (f"Accuracy on {task}, {flow} flow (`python bench/accuracy.py --task {task} --flow {flow} --report`{how})\n\n" +
@@ -283,8 +290,9 @@ def main():
         print(f"[{i + 1}/{len(todo)}] {c} seed {s} ...", flush=True)
         row = run(a.task, c, s, epochs, a.flow)
         row['seconds'] = time.perf_counter() - t
-        cuts, cuts_path = row.pop('cuts', None), path.with_name(path.name.replace('accuracy_', 'cuts_'))
-        if cuts is not None: cuts.assign(config=c, seed=s).to_csv(cuts_path, mode='a', index=False, header=not cuts_path.exists())
+        for log in ('cuts', 'allocation'):  # per-run tables beside the results: each cut's accuracy, the channels kept per group
+            df, log_path = row.pop(log, None), path.with_name(path.name.replace('accuracy_', log + '_'))
+            if df is not None: df.assign(config=c, seed=s).to_csv(log_path, mode='a', index=False, header=not log_path.exists())
         append(path, row)
         print(f"[{i + 1}/{len(todo)}] {c} seed {s}: accuracy {row['accuracy']:.2f}%, sparsity {row['sparsity']:.2f}%, "
               f"{row['seconds']:.0f} s", flush=True)

@@ -110,6 +110,15 @@ def check_speedup(
         raise ValueError(f"speedup must be a number of times fewer MACs, at least 1, got {v!r}")
     return float(v)
 
+def _give_back(pruned:dict, macs, goal:float, step:int, rank) -> dict:
+    "Give units back, `step` at a time and best first (by `rank(key, n_pruned)`), while the MACs stay within `goal`"
+    pruned = dict(pruned)
+    while True:  # one threshold step can take a unit of a large group and overshoot the goal: undo what is not needed
+        fits = [k for k, p in pruned.items() if p >= step and macs({**pruned, k: p - step}) <= goal * (1 + 1e-9)]
+        if not fits: return pruned
+        k = max(fits, key=lambda k: rank(k, pruned[k]))
+        pruned[k] -= step
+
 def allocate(
     sparsifier,                # A `Sparsifier` with coupled=True: its channel groups, scores and caps
     speedup:float,             # How many times fewer MACs, at least 1
@@ -132,9 +141,11 @@ def allocate(
         steps = sorted(set(torch.cat(list(z.values())).tolist())) + [math.inf]
         choose = lambda i: {k: _kept(sp.units[k], int((z[k] < steps[i]).sum()), caps[k], round_to) for k in keys}
         n = len(steps)
+        best_pruned = lambda k, p: float(z[k].sort().values[p - 1])  # the z-score of the best unit group k loses
     else:
         choose = lambda i: {k: _kept(sp.units[k], round(sp.units[k] * i / 1000), caps[k], round_to) for k in keys}
         n = 1001  # shares in steps of 0.1%
+        best_pruned = lambda k, p: p / sp.units[k]  # local: give back first where the share pruned is largest
     best = choose(n - 1)
     if macs(best) > goal * (1 + 1e-9):
         raise ValueError(f"A speedup of {speedup:g}x cannot be reached: with every group at its cap (each keeps at least one unit, "
@@ -145,7 +156,7 @@ def allocate(
         mid = (lo + hi) // 2
         if macs(choose(mid)) <= goal * (1 + 1e-9): hi = mid
         else: lo = mid + 1
-    pruned = choose(lo)
+    pruned = _give_back(choose(lo), macs, goal, ifnone(round_to, 1), best_pruned)
     return Allocation(pruned, dict(sp.units), {k: list(groups[k].producers) for k in keys}, cost.dense, macs(pruned), speedup)
 
 # %% ../nbs/03g_cost.ipynb #ad93f9ec

@@ -57,7 +57,7 @@ class DistillCallback(CleanCallback):
         schedule = None if schedule is None else as_schedule(schedule)
         self.pairs = None if features is None else dict(features) if isinstance(features, dict) else {n: n for n in features}
         store_attr('teacher,weight,temperature,schedule,loss,feature_weight')
-        self.active, self.cost = False, None
+        self.active, self.cost, self.frozen, self.teacher_out, self.feats, self.hooks = False, None, None, None, {}, []
 
     def alpha(self, pct_train:float) -> float:
         "The weight of distillation at `pct_train` of the fit"

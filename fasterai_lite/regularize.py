@@ -9,13 +9,13 @@ import torch, torch.nn as nn
 from torch import Tensor
 from fastcore.basics import *
 from fastai.callback.core import Callback
-from .core.schedule import Schedule, as_schedule
+from .core.schedule import Schedule, as_schedule, sched_lin
 from .core.checks import check_range, check_int
 from .graph import modes_kept
 from .callback import SparsifyCallback, only_evaluating
 
 # %% auto #0
-__all__ = ['GroupPenaltyCallback', 'CutMonitor']
+__all__ = ['GroupPenaltyCallback', 'CutMonitor', 'plot_cuts']
 
 # %% ../nbs/07b_regularize.ipynb #4169302d
 class GroupPenaltyCallback(Callback):
@@ -23,11 +23,11 @@ class GroupPenaltyCallback(Callback):
     order, run_valid = 45, False  # after SparsifyCallback (40): its Sparsifier is built, and its masks applied after each step
     def __init__(self,
         strength:float=.05,               # At its peak, the share of their value the units to remove lose at each optimizer step
-        schedule:Schedule|str='lin',      # How the decay grows from 0 to `strength` ('lin': by 70% of the fit, when 'agp' ends its cuts)
+        schedule:Schedule|str|None=None,  # How the decay grows from 0 to `strength`; None: linearly, from the start of the fit to the last cut
         every:int|None=None,              # Batches between two choices of the units to remove; None: 16 choices per fit
     ):
         check_range(strength, 'strength', 0, 1); check_int(every, 'every')
-        store_attr('strength,every'); self.schedule, self.chosen = as_schedule(schedule), []
+        store_attr('strength,every'); self.schedule, self.chosen = None if schedule is None else as_schedule(schedule), []
 
     def before_fit(self):
         "Find the SparsifyCallback this penalty serves"
@@ -35,20 +35,22 @@ class GroupPenaltyCallback(Callback):
         found = [c for c in self.learn.cbs if isinstance(c, SparsifyCallback)]
         if len(found) != 1: raise ValueError(f"GroupPenaltyCallback pushes the units a SparsifyCallback will remove: the learner must "
                                              f"have exactly one, in the same fit or added before, and has {len(found)}")
-        self.sparsify, self.chosen = found[0], []
-        if self.sparsify.sparsifier is None: self.run = False; return  # a frozen fit: the model stays dense, nothing to push
+        self.sparsifying, self.chosen = found[0], []
+        if self.sparsifying.sparsifier is None: self.run = False; return  # a frozen fit: the model stays dense, nothing to push
         self.period = ifnone(self.every, max(1, self.n_epoch * len(self.dls.train) // 16))
+        last_cut = self.sparsifying.schedule.end_pct  # the push is at full strength when the last units go
+        self.ramp = ifnone(self.schedule, Schedule(sched_lin, 0., last_cut, name=f'lin 0-{last_cut:g}'))
 
     def decay(self, pct_train:float) -> float:
         "The share the units to remove lose at a step at `pct_train` of the fit"
-        return self.strength * self.schedule.progress(pct_train)
+        return self.strength * self.ramp.progress(pct_train)
 
     @torch.no_grad()
     def choose(self):
-        "The tensors the final target would zero now, each with the factor of its elements at full decay (0 where removed, 1 elsewhere)"
-        cb = self.sparsify; sp = cb.sparsifier
+        "The tensors the final target would zero now, each with its elements to remove (1) and to keep (0) in its dtype"
+        cb = self.sparsifying; sp = cb.sparsifier
         going = sp.layer_masks(sp.compute_masks(cb.final_target, cb.round_to))
-        self.chosen = [(t, keep) for t, keep in sp.masks.tensor_masks(going)]
+        self.chosen = [(t, (~keep).to(t.dtype)) for t, keep in sp.masks.tensor_masks(going)]
 
     def before_batch(self):
         "Choose the units to push anew every `every` batches"
@@ -59,7 +61,7 @@ class GroupPenaltyCallback(Callback):
         "Shrink the units to remove, after the optimizer's step (as decoupled weight decay: Adam's scaling does not undo it)"
         d = self.decay(self.pct_train)
         if not d: return
-        for t, keep in self.chosen: t.mul_(keep + (~keep) * (1 - d))
+        for t, going in self.chosen: t.addcmul_(t, going, value=-d)  # t -= d * t where going: in place, nothing allocated per step
 
     def after_fit(self): self.chosen = []  # no reference to the model's tensors stays
 
@@ -67,16 +69,18 @@ class GroupPenaltyCallback(Callback):
 class CutMonitor(Callback):
     "Accuracy and loss of a fixed validation batch just before and just after each cut of the `SparsifyCallback` beside it"
     order, run_valid = 41, False  # right after SparsifyCallback (40) in every event
+    def __init__(self): self.rows, self.before = [], None
+
     def before_fit(self):
         "Take the fixed batch, and the state before a cut on the very first batch"
         if only_evaluating(self.learn): self.run = False; return
         found = [c for c in self.learn.cbs if isinstance(c, SparsifyCallback)]
         if len(found) != 1: raise ValueError(f"CutMonitor measures the cuts of a SparsifyCallback: the learner must have exactly one, has {len(found)}")
-        self.sparsify, self.rows, self.before = found[0], [], None
-        if self.sparsify.sparsifier is None: self.run = False; return
+        self.sparsifying, self.rows, self.before = found[0], [], None
+        if self.sparsifying.sparsifier is None: self.run = False; return
         dl = self.dls.valid if len(self.dls.valid) else self.dls.train
         self.batch = dl.one_batch()
-        if self.sparsify.clock.due(0.) is not None: self.before = self.measure()
+        if self.sparsifying.clock.due(0.) is not None: self.before = self.measure()
 
     @torch.no_grad()
     def measure(self) -> tuple[float, float]:
@@ -89,12 +93,12 @@ class CutMonitor(Callback):
         acc = float((pred.argmax(-1) == yb[0]).float().mean()) if pred.ndim == 2 and len(yb) else float('nan')
         return acc, loss
 
-    def _cut_now(self) -> bool: return self.sparsify.clock.last_event == self.sparsify.clock.batches_done(self.pct_train)
+    def _cut_now(self) -> bool: return self.sparsifying.clock.last_event == self.sparsifying.clock.batches_done(self.pct_train)
 
     def _after_cut(self):
         if self.before is None or not self._cut_now(): return
         (a0, l0), (a1, l1) = self.before, self.measure()
-        self.rows.append(dict(batch=self.sparsify.clock.last_event, sparsity=self.sparsify.sparsifier.sparsity(),
+        self.rows.append(dict(batch=self.sparsifying.clock.last_event, sparsity=self.sparsifying.sparsifier.sparsity(),
                               accuracy_before=a0, accuracy_after=a1, loss_before=l0, loss_after=l1))
         self.before = None
 
@@ -103,9 +107,32 @@ class CutMonitor(Callback):
 
     def after_step(self):
         "If the next batch cuts, measure the weights it will cut"
-        if self.sparsify.clock.due(self.pct_train, ahead=1) is not None: self.before = self.measure()
+        if self.sparsifying.clock.due(self.pct_train, ahead=1) is not None: self.before = self.measure()
 
     @property
     def cuts(self) -> pd.DataFrame:
         "One row per cut: the batch, the sparsity after it (%), and the accuracy and loss before and after"
         return pd.DataFrame(self.rows, columns=['batch', 'sparsity', 'accuracy_before', 'accuracy_after', 'loss_before', 'loss_after'])
+
+
+    def plot(self,
+        ax=None,       # Matplotlib axes to draw on; a new figure if None
+        label:str='',  # The line's name in the legend, to compare runs on one axes
+    ):
+        "The fixed batch's accuracy through the fit: a vertical drop at each cut, the recovery between cuts (`plot_cuts`)"
+        return plot_cuts(self.cuts, ax, label)
+
+def plot_cuts(
+    cuts:pd.DataFrame,  # `CutMonitor.cuts`, or the benchmark's log of a run: batch, accuracy_before, accuracy_after
+    ax=None,            # Matplotlib axes to draw on; a new figure if None
+    label:str='',       # The line's name in the legend, to compare runs on one axes
+):
+    "Accuracy through a fit from its cuts: a vertical step at each cut (before, after), the recovery between cuts"
+    import matplotlib.pyplot as plt
+    if ax is None: _, ax = plt.subplots(figsize=(6, 3))
+    xs = [b for b in cuts.batch for _ in (0, 1)]
+    ys = [a for pair in zip(cuts.accuracy_before, cuts.accuracy_after) for a in pair]
+    ax.plot(xs, ys, marker='.', label=label or None)
+    ax.set_xlabel('batch'); ax.set_ylabel('accuracy of the fixed batch'); ax.grid(alpha=.3)
+    if label: ax.legend(fontsize=8)
+    return ax

@@ -1,7 +1,7 @@
 """Recovering accuracy and reaching a cost target on fastai's own learners: `DistillCallback` beside `SparsifyCallback`
 on a `vision_learner` fed from an image folder, with `fine_tune`, mixed precision and a MACs target (`speedup=`)."""
 import warnings, pytest, torch, torch.nn as nn
-from fastai.vision.all import ImageDataLoaders, Resize, Normalize, imagenet_stats, vision_learner, resnet18, accuracy, set_seed
+from fastai.vision.all import ImageDataLoaders, Resize, Normalize, imagenet_stats, vision_learner, resnet18, accuracy, set_seed, load_learner
 from fasterai_lite.all import *
 from helpers import digit_folder
 from fastai.callback.core import Callback
@@ -68,7 +68,10 @@ def test_every_recovery_tool_together_on_a_vision_learner(folder):
     learn = learner(folder)
     sp = SparsifyCallback(None, 'filter', 'global', 'large_final', 'agp', speedup=2., coupled=True, prune=True)
     kd, push, monitor = DistillCallback(), GroupPenaltyCallback(.05), CutMonitor()
-    learn.fit_one_cycle(2, 1e-3, cbs=[sp, kd, push, monitor])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        learn.fit_one_cycle(2, 1e-3, cbs=[sp, kd, push, monitor])
+    assert not [w for w in caught if 'shadowing' in str(w.message)]  # fastai warns when a callback's attribute hides the learner's
     assert 2 <= float(sp.prune_report.loc['macs', 'ratio']) <= 2.1
     cuts = monitor.cuts
     assert len(cuts) >= 1 and cuts.sparsity.is_monotonic_increasing and cuts.accuracy_before.between(0, 1).all()
@@ -78,10 +81,11 @@ def test_every_recovery_tool_together_on_a_vision_learner(folder):
 class _ShareOfChosen(Callback):
     "The share of the norm of the tensors the push holds that is in the units to remove, after the last step before the cut"
     order, run_valid = 46, False
+    @torch.no_grad()
     def after_step(self):
         push = next(c for c in self.learn.cbs if isinstance(c, GroupPenaltyCallback))
-        if sum(push.sparsify.sparsifier.n_pruned.values()): return  # cut already
-        self.share = float(sum((t * ~keep).abs().sum() for t, keep in push.chosen) / sum(t.abs().sum() for t, _ in push.chosen))
+        if sum(push.sparsifying.sparsifier.n_pruned.values()): return  # cut already
+        self.share = float(sum((t * going).abs().sum() for t, going in push.chosen) / sum(t.abs().sum() for t, _ in push.chosen))
 
 def test_the_push_shrinks_what_the_cut_removes(folder):
     "Before the cut, the units the final target removes lose most of their size under the push; without it they keep it"
@@ -102,3 +106,23 @@ def test_bad_recovery_arguments_are_refused(folder):
     with pytest.raises(ValueError, match="must have exactly one, in the same fit or added before, and has 0"):
         learn.fit(1, cbs=GroupPenaltyCallback())
     assert not [c for c in learn.cbs if type(c).__module__.startswith('fasterai_lite')]
+
+def test_evaluating_and_exporting_with_the_recovery_tools_attached(folder, tmp_path):
+    "validate, get_preds and lr_find with every recovery tool attached change nothing; after the fit, export and load_learner give the same predictions"
+    learn = learner(folder)
+    sp = SparsifyCallback(None, 'filter', 'global', 'large_final', 'agp', speedup=2., coupled=True, prune=True)
+    kd, push, monitor = DistillCallback(), GroupPenaltyCallback(), CutMonitor()
+    learn.add_cbs([sp, kd, push, monitor])
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    learn.validate(); learn.get_preds()
+    with learn.no_logging(): learn.lr_find(num_it=4, show_plot=False)
+    after = learn.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before) and hooks(learn.model) == 0 and kd.frozen is None
+    assert monitor.rows == [] and push.chosen == []
+    learn.fit_one_cycle(1, 1e-3)
+    assert 2 <= float(sp.prune_report.loc['macs', 'ratio']) <= 2.1 and len(monitor.cuts) >= 1
+    learn.export(tmp_path/'compact.pkl')
+    loaded = load_learner(tmp_path/'compact.pkl')
+    dl = learn.dls.test_dl([learn.dls.valid_ds.items[0]])
+    torch.testing.assert_close(loaded.get_preds(dl=dl)[0], learn.get_preds(dl=dl)[0])
+    assert param_count(loaded.model) == param_count(learn.model)
