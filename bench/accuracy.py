@@ -119,9 +119,7 @@ def parse(config:str) -> dict:
 def schedule(c:dict) -> Schedule:
     "The named schedule, with its window moved if the configuration gives one"
     s = as_schedule(c['schedule'])
-    if c['window'] is None: return s
-    start, end = c['window']
-    return Schedule(s.sched_func, start, end, s.start_val, s.end_val, name=f"{s.name} {start:g}-{end:g}")
+    return s if c['window'] is None else s.window(*c['window'])
 
 def learner(task:str, seed:int, order:int|None=None) -> Learner:
     "The task's model initialised from `seed`, on its data shuffled by `order` (`seed` if None)"

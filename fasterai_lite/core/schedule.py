@@ -53,6 +53,13 @@ class Schedule:
 
     __call__ = progress
 
+    def window(self,
+        start_pct:float,  # Fraction of training at which the schedule starts moving
+        end_pct:float,    # Fraction of training at which it reaches its end value
+    ) -> Schedule:
+        "The same schedule over another window of training"
+        return Schedule(self.sched_func, start_pct, end_pct, self.start_val, self.end_val, name=f"{self.name} {start_pct:g}-{end_pct:g}")
+
 # %% ../../nbs/02_core.schedule.ipynb #24c9650d
 @patch
 def plot(self:Schedule,
