@@ -110,11 +110,11 @@ def check_speedup(
         raise ValueError(f"speedup must be a number of times fewer MACs, at least 1, got {v!r}")
     return float(v)
 
-def _give_back(pruned:dict, macs, goal:float, step:int, rank) -> dict:
-    "Give units back, `step` at a time and best first (by `rank(key, n_pruned)`), while the MACs stay within `goal`"
+def _give_back(pruned:dict, reaches, step:int, rank) -> dict:
+    "Give units back, `step` at a time and best first (by `rank(key, n_pruned)`), while `reaches(pruned)` holds"
     pruned = dict(pruned)
     while True:  # one threshold step can take a unit of a large group and overshoot the goal: undo what is not needed
-        fits = [k for k, p in pruned.items() if p >= step and macs({**pruned, k: p - step}) <= goal * (1 + 1e-9)]
+        fits = [k for k, p in pruned.items() if p >= step and reaches({**pruned, k: p - step})]
         if not fits: return pruned
         k = max(fits, key=lambda k: rank(k, pruned[k]))
         pruned[k] -= step
@@ -136,27 +136,29 @@ def allocate(
     caps = {k: sp.layer_cap(k) for k in keys}
     macs = lambda pruned: cost.macs({k: p * per_unit[k] for k, p in pruned.items()})
     goal = cost.dense / speedup
+    reaches = lambda pruned: macs(pruned) <= goal * (1 + 1e-9)
     if context == 'global':
         z = sp.scores(keys)  # z-scores per group (see `Sparsifier`): a unit compares with the others of its group
         steps = sorted(set(torch.cat(list(z.values())).tolist())) + [math.inf]
         choose = lambda i: {k: _kept(sp.units[k], int((z[k] < steps[i]).sum()), caps[k], round_to) for k in keys}
         n = len(steps)
-        best_pruned = lambda k, p: float(z[k].sort().values[p - 1])  # the z-score of the best unit group k loses
+        ranked = {k: z[k].sort().values for k in keys}
+        best_pruned = lambda k, p: float(ranked[k][p - 1])  # the z-score of the best unit group k loses
     else:
         choose = lambda i: {k: _kept(sp.units[k], round(sp.units[k] * i / 1000), caps[k], round_to) for k in keys}
         n = 1001  # shares in steps of 0.1%
         best_pruned = lambda k, p: p / sp.units[k]  # local: give back first where the share pruned is largest
     best = choose(n - 1)
-    if macs(best) > goal * (1 + 1e-9):
+    if not reaches(best):
         raise ValueError(f"A speedup of {speedup:g}x cannot be reached: with every group at its cap (each keeps at least one unit, "
                          f"or what max_layer_sparsity leaves) the model has {cost.dense / macs(best):.2f}x fewer MACs; MACs outside "
                          f"the removable groups stay")
     lo, hi = 0, n - 1
     while lo < hi:  # the fewest units pruned that reach the goal: MACs fall as the threshold rises
         mid = (lo + hi) // 2
-        if macs(choose(mid)) <= goal * (1 + 1e-9): hi = mid
+        if reaches(choose(mid)): hi = mid
         else: lo = mid + 1
-    pruned = _give_back(choose(lo), macs, goal, ifnone(round_to, 1), best_pruned)
+    pruned = _give_back(choose(lo), reaches, ifnone(round_to, 1), best_pruned)
     return Allocation(pruned, dict(sp.units), {k: list(groups[k].producers) for k in keys}, cost.dense, macs(pruned), speedup)
 
 # %% ../nbs/03g_cost.ipynb #ad93f9ec
