@@ -17,3 +17,5 @@ from .plots import *
 from .sensitivity import *
 from .interop import *
 from .deploy import *
+from .quantize import *
+from .lowrank import *

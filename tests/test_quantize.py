@@ -1,0 +1,52 @@
+"""INT8 after training on fastai's own learners: a compact `vision_learner` resnet18 fed from an image folder, calibrated
+on its `DataLoaders`, written as an 8-bit ONNX file and checked; bad input refused with no file left."""
+import copy, pytest, torch, torch.nn as nn
+from fastai.vision.all import ImageDataLoaders, Resize, Normalize, imagenet_stats, vision_learner, resnet18, accuracy, set_seed
+from fasterai_lite.all import *
+from helpers import digit_folder
+
+@pytest.fixture(scope='module')
+def compact(tmp_path_factory):
+    "A vision_learner resnet18 on a digit folder, its filters halved (coupled, pruned) in one short fit"
+    folder = digit_folder(tmp_path_factory.mktemp('data'), 16)
+    set_seed(0)
+    dls = ImageDataLoaders.from_folder(folder, valid_pct=0.2, seed=0, bs=32, num_workers=0, item_tfms=Resize(32),
+                                       batch_tfms=Normalize.from_stats(*imagenet_stats))
+    learn = vision_learner(dls, resnet18, pretrained=False, metrics=accuracy)
+    sp = SparsifyCallback(50, 'filter', 'local', 'large_final', 'one_shot', coupled=True, prune=True)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3, cbs=sp)
+    assert sp.prune_report is not None
+    return learn
+
+def test_a_compact_vision_learner_quantizes_from_its_dataloaders(compact, tmp_path):
+    learn = compact
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    report = quantize_onnx(learn.model, tmp_path/'int8.onnx', learn.dls, n_batches=2, min_agreement=.8)
+    assert report.samples == 2 * learn.dls.bs and report.smaller > 3, report
+    assert .8 <= report.agreement <= 1
+    int8 = OnnxModel(tmp_path/'int8.onnx')
+    xb = calibration_batches(learn.dls.valid, 1)[0][0]
+    assert int8(xb).shape == (len(xb), learn.dls.c)
+    assert all(torch.equal(before[k], v) for k, v in learn.model.state_dict().items())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['int8.onnx']
+
+def test_bad_calibration_and_settings_leave_no_file(compact, tmp_path):
+    model = compact.model
+    with pytest.raises(ValueError, match=r"example_inputs of shapes \[\(2, 1, 8, 8\)\] do not run through"):
+        quantize_onnx(model, tmp_path/'x.onnx', [(torch.randn(2, 1, 8, 8),)])
+    with pytest.raises(ValueError, match="No calibration data"): quantize_onnx(model, tmp_path/'x.onnx', [])
+    with pytest.raises(ValueError, match=r"activations must be one of \['int8', 'uint8'\], got 'int4'"):
+        quantize_onnx(model, tmp_path/'x.onnx', compact.dls, activations='int4')
+    with pytest.raises(ValueError, match="n_batches must be a positive int, got 0"): quantize_onnx(model, tmp_path/'x.onnx', compact.dls, n_batches=0)
+    with pytest.raises(ValueError, match="does not exist"): quantize_onnx(model, tmp_path/'no'/'x.onnx', compact.dls, n_batches=1)
+    with pytest.raises(RuntimeError, match="nothing written"):  # a check no 8-bit model can pass on these batches
+        quantize_onnx(model, tmp_path/'x.onnx', compact.dls, n_batches=1, min_agreement=1., per_channel=False, reduce_range=False)
+    assert list(tmp_path.iterdir()) == []
+
+def test_a_model_onnx_cannot_express_is_refused(tmp_path):
+    class Branchy(nn.Module):
+        def __init__(self): super().__init__(); self.l = nn.Linear(4, 3)
+        def forward(self, x): return self.l(x) if x.sum() > 0 else -self.l(x)
+    with pytest.raises(ValueError, match="froze a decision"):
+        quantize_onnx(Branchy(), tmp_path/'x.onnx', [(torch.rand(8, 4),)])
+    assert list(tmp_path.iterdir()) == []
