@@ -11,13 +11,15 @@ import torch, torch.nn as nn
 from torch import Tensor
 from fastcore.basics import *
 from fastai.data.core import DataLoaders
-from .core.checks import check_int, check_range, check_positive
+from fastai.torch_core import get_model
+from .core.checks import check_int, check_range, check_positive, layer_types
 from .graph import plain_inputs, inputs_for, model_outputs
 from .prune import output_difference
 from .deploy import export_onnx, OnnxModel, _require
+from .callback import SparsifyCallback, CleanCallback, only_evaluating
 
 # %% auto #0
-__all__ = ['calibration_batches', 'class_agreement', 'quantize_onnx']
+__all__ = ['calibration_batches', 'class_agreement', 'quantize_onnx', 'QuantizeCallback']
 
 # %% ../nbs/14a_quantize.ipynb #c4bde68e
 def calibration_batches(
@@ -108,3 +110,92 @@ def quantize_onnx(
     return pd.Series(dict(path=str(path), size_mb=round(size_mb, 3), float_size_mb=round(float_mb, 3), smaller=round(float_mb / size_mb, 2),
                           samples=sum(len(b[0]) for b in batches), agreement=same, max_difference=diff, weights=weights,
                           activations=activations, per_channel=per_channel, reduce_range=reduce_range, method=method), dtype=object)
+
+# %% ../nbs/14a_quantize.ipynb #1aded747
+def _weight_grid(w:Tensor, reduce_range:bool) -> Tensor:
+    "`w` rounded per output channel on a symmetric 8-bit grid (7-bit with `reduce_range`), gradients straight through"
+    qmax = 63 if reduce_range else 127
+    scale = (w.detach().abs().amax(dim=tuple(range(1, w.ndim))) / qmax).clamp_min(1e-12).float()
+    return torch.fake_quantize_per_channel_affine(w.float(), scale, torch.zeros_like(scale, dtype=torch.int32), 0, -qmax - 1, qmax).to(w.dtype)
+
+class _InputGrid:
+    "A forward pre-hook: the layer's input on an 8-bit grid per tensor whose range follows the training batches"
+    def __init__(self, momentum:float): self.momentum, self.lo, self.hi, self.on = momentum, None, None, False
+    def __call__(self, m:nn.Module, args:tuple):
+        if not self.on: return None
+        x = args[0]
+        if m.training:
+            lo, hi = torch.aminmax(x.detach().float())
+            lo, hi = lo.clamp(max=0), hi.clamp(min=0)  # zero is on the grid
+            if self.lo is None: self.lo, self.hi = lo, hi
+            else: self.lo, self.hi = torch.lerp(self.lo, lo, self.momentum), torch.lerp(self.hi, hi, self.momentum)
+        if self.lo is None: return None  # evaluated before any training batch: no range yet
+        scale = ((self.hi - self.lo) / 255).clamp_min(1e-12)
+        zero = torch.round(-self.lo / scale).clamp(0, 255).to(torch.int32)
+        return (torch.fake_quantize_per_tensor_affine(x.float(), scale.reshape(1), zero.reshape(1), 0, 255).to(x.dtype), *args[1:])
+
+# %% ../nbs/14a_quantize.ipynb #2dbad64c
+class QuantizeCallback(CleanCallback):
+    "Quantization-aware training: the convs' and Linears' weights and inputs rounded to 8 bits in the last part of a fit"
+    order, run_valid = 46, True  # after SparsifyCallback (40): a cut happens before the weights are rounded; off before the end-of-fit pruning (70)
+    def __init__(self,
+        start_pct:float|None=None,                 # Fraction of the fit at which rounding starts; None: at the sparsity schedule's last cut, or at 0
+        layer_type=(nn.Conv2d, nn.Linear),         # Layer type(s) whose weights and inputs are rounded
+        reduce_range:bool=True,                    # 7-bit weights, as `quantize_onnx` exports them by default
+        momentum:float=.01,                        # How fast the inputs' ranges follow the batches
+    ):
+        if start_pct is not None: check_range(start_pct, 'start_pct')
+        check_range(momentum, 'momentum'); layer_types(layer_type)
+        store_attr('start_pct,layer_type,reduce_range,momentum')
+        self.active, self.grids, self.hooks, self.saved, self.started = False, {}, [], None, None
+
+    def before_fit(self):
+        "Hook the layers' inputs, and find when rounding starts"
+        if only_evaluating(self.learn): self.run = False; return
+        if self.active: self._cleanup()  # an exception ended the last fit, and the callback (added by add_cb) stayed on
+        found = [c for c in self.learn.cbs if isinstance(c, SparsifyCallback)]
+        self.start = ifnone(self.start_pct, found[0].schedule.end_pct if found and found[0].sparsifier is not None else 0.)
+        mods = {n: m for n, m in get_model(self.learn.model).named_modules() if isinstance(m, layer_types(self.layer_type))}
+        if not mods: raise ValueError(f"QuantizeCallback found no layer of type {self.layer_type} in the model")
+        self.layers, self.grids, self.saved, self.started = mods, {n: _InputGrid(self.momentum) for n in mods}, None, None
+        self.hooks = [m.register_forward_pre_hook(self.grids[n]) for n, m in mods.items()]
+        self.active = True
+
+    def _on(self) -> bool: return self.started is not None or (self.training and self.pct_train >= self.start)
+
+    @torch.no_grad()
+    def before_batch(self):
+        "Round the weights (keeping the floats) and switch the inputs' grids on, once rounding has started"
+        if not self._on(): return
+        if self.started is None: self.started = self.pct_train
+        for g in self.grids.values(): g.on = True
+        self.saved = [(m.weight, m.weight.detach().clone()) for m in self.layers.values()]
+        for m in self.layers.values(): m.weight.copy_(_weight_grid(m.weight, self.reduce_range))
+
+    @torch.no_grad()
+    def _restore(self):
+        "Put the float weights back"
+        if self.saved is None: return
+        for w, f in self.saved: w.copy_(f)
+        self.saved = None
+
+    def after_backward(self): self._restore()  # the optimizer updates the floats with the rounded model's gradients
+    def after_batch(self): self._restore()     # validation, or a batch that ended early
+
+    def after_fit(self):
+        "Take the hooks off and keep the inputs' ranges (`ranges`)"
+        if not self.active: return
+        self.ranges = {n: (float(g.lo), float(g.hi)) for n, g in self.grids.items() if g.lo is not None}
+        print(f"QuantizeCallback: 8-bit weights and inputs in {len(self.layers)} layers from {self.started or 0:.0%} of the fit" if self.started is not None
+              else "QuantizeCallback: the fit ended before rounding started")
+        self._cleanup()
+
+    def _abort(self): self._cleanup()
+
+    def _cleanup(self):
+        "Float weights back and hooks off, whatever raises"
+        self.active = False
+        try: self._restore()
+        finally:
+            for h in self.hooks: h.remove()
+            self.hooks, self.grids = [], {}

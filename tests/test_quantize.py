@@ -1,6 +1,7 @@
 """INT8 after training on fastai's own learners: a compact `vision_learner` resnet18 fed from an image folder, calibrated
 on its `DataLoaders`, written as an 8-bit ONNX file and checked; bad input refused with no file left."""
 import copy, pytest, torch, torch.nn as nn
+from fastai.callback.core import Callback
 from fastai.vision.all import ImageDataLoaders, Resize, Normalize, imagenet_stats, vision_learner, resnet18, accuracy, set_seed
 from fasterai_lite.all import *
 from helpers import digit_folder
@@ -50,3 +51,40 @@ def test_a_model_onnx_cannot_express_is_refused(tmp_path):
     with pytest.raises(ValueError, match="froze a decision"):
         quantize_onnx(Branchy(), tmp_path/'x.onnx', [(torch.rand(8, 4),)])
     assert list(tmp_path.iterdir()) == []
+
+def learner(folder):
+    set_seed(0)
+    dls = ImageDataLoaders.from_folder(folder, valid_pct=0.2, seed=0, bs=32, num_workers=0, item_tfms=Resize(32),
+                                       batch_tfms=Normalize.from_stats(*imagenet_stats))
+    return vision_learner(dls, resnet18, pretrained=False, metrics=accuracy)
+
+@pytest.fixture(scope='module')
+def folder(tmp_path_factory): return digit_folder(tmp_path_factory.mktemp('qat'), 16)
+
+def pre_hooks(model) -> int: return sum(len(m._forward_pre_hooks) for m in model.modules())
+
+def test_quantization_aware_fine_tune_beside_sparsity_ends_compact_and_exports(folder, tmp_path):
+    learn = learner(folder)
+    sp = SparsifyCallback(50, 'filter', 'global', 'large_final', 'agp', coupled=True, prune=True)
+    qat = QuantizeCallback()
+    with learn.no_bar(), learn.no_logging(): learn.fine_tune(2, 1e-3, cbs=[sp, qat])
+    assert sp.prune_report is not None and pre_hooks(learn.model) == 0 and qat.ranges
+    assert qat.started >= sp.schedule.end_pct  # after the last cut
+    report = quantize_onnx(learn.model, tmp_path/'qat.onnx', learn.dls, n_batches=2, min_agreement=.8)
+    assert report.smaller > 3
+
+class Boom(Callback):
+    "Keeps the float weights before the third batch is rounded, then raises after its backward pass (before QuantizeCallback's)"
+    order = 45
+    def before_batch(self):
+        if self.iter == 2: self.floats = {k: v.clone() for k, v in self.learn.model.state_dict().items()}
+    def after_backward(self):
+        if self.iter == 2: raise RuntimeError('boom')
+
+def test_an_interrupted_fit_leaves_the_float_weights_and_no_hook(folder):
+    learn = learner(folder)
+    boom = Boom()
+    with pytest.raises(RuntimeError, match='boom'), learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-3, cbs=[QuantizeCallback(start_pct=0), boom])
+    assert pre_hooks(learn.model) == 0
+    assert all(torch.equal(boom.floats[k], v) for k, v in learn.model.state_dict().items() if k.endswith('weight'))
