@@ -16,11 +16,14 @@ A configuration is a short string:
 - `cb@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,every=N]`: one SparsifyCallback on the whole fit, weight granularity
   over Conv and Linear layers; START-END overrides the schedule's window (fractions of training); order=N shuffles
   the data with seed N instead of the run's seed (the weights still start from the run's seed): the data order alone;
-- `filter@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,kd][,reg=D][,round=R]`: conv filters with coupled=True, prune=True; the
+- `filter@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,kd][,reg=D][,round=R][,qat]`: conv filters with coupled=True, prune=True; the
   compact model's parameter and MAC ratios are recorded too, and each cut's accuracy on a fixed validation batch just
   before and after it (CutMonitor), in cuts_<task>[_trained].csv. S may be a speedup, `2x`: SparsifyCallback(speedup=2.),
   which allocates the channels over the groups to reach 2x fewer MACs; round=R keeps a multiple of R channels per group;
   reg=D adds GroupPenaltyCallback(strength=D), the growing push of the units to remove before they go;
+- in cb and filter configurations, qat adds a QuantizeCallback (quantization-aware training from the sparsity schedule's last
+  cut); in the trained flow every run's final model is also quantized to INT8 (`quantize_onnx`, its defaults) and its
+  test accuracy logged in int8_<task>_trained.csv, next to the FP32 accuracy;
 - in cb and filter configurations, kd adds a DistillCallback (weight 0.5, temperature 4): in the trained flow its teacher
   is the model as the fit starts (its default), in the scratch flow the seed's trained dense model (see --flow);
 - `tp@Sx,IMPORTANCE[,reg=R][,sl=F][,round=R]`: Torch-Pruning's own pipeline on the same data, optimizer and budget, to S
@@ -45,7 +48,8 @@ and the dropout masks.
 
 Usage: python bench/accuracy.py [--task mnist] [--flow scratch|trained] [--recover N] [--set default|explore|more|grid] [--configs C [C ...]] [--seeds 0 1 2]
        [--epochs N] [--report] [--fresh]"""
-import argparse, csv, gc, statistics, time
+import argparse, csv, gc, statistics, tempfile, time
+import pandas as pd
 from functools import partial
 from pathlib import Path
 import torch, torch.nn as nn
@@ -58,6 +62,9 @@ from fasterai_lite.core.all import *
 from fasterai_lite.callback import SparsifyCallback
 from fasterai_lite.distill import DistillCallback
 from fasterai_lite.regularize import GroupPenaltyCallback, CutMonitor
+from fasterai_lite.quantize import quantize_onnx, QuantizeCallback
+from fasterai_lite.deploy import OnnxModel
+from fasterai_lite.graph import plain_inputs
 from fasterai_lite.stats import macs, param_count
 from fastai.callback.core import Callback
 from fasterai_lite.sensitivity import sensitivity_scan, sensitivity_targets
@@ -106,9 +113,10 @@ def parse(config:str) -> dict:
     if kind not in ('cb', 'filter') or len(parts) < 4: raise ValueError(f"Unknown configuration {config!r}: see --help")
     speedup = float(parts[0][:-1]) if parts[0].endswith('x') else None
     out = dict(kind=kind, sparsity=None if speedup else float(parts[0]), speedup=speedup, context=parts[1], criteria=parts[2],
-               schedule=parts[3], window=None, every=None, order=None, kd=False, round=None, reg=None)
+               schedule=parts[3], window=None, every=None, order=None, kd=False, round=None, reg=None, qat=False)
     for p in parts[4:]:
         if p == 'kd': out['kd'] = True
+        elif p == 'qat': out['qat'] = True
         elif p.startswith('reg='): out['reg'] = float(p[4:])
         elif p.startswith('round='): out['round'] = int(p[6:])
         elif p.startswith('every='): out['every'] = int(p[6:])
@@ -172,7 +180,7 @@ def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
                               update_every=c['every'], **kw)
         monitor = CutMonitor() if c['kind'] == 'filter' else None
         cbs = ([cb] + ([DistillCallback(teacher)] if c['kd'] else []) + ([GroupPenaltyCallback(c['reg'])] if c['reg'] else []) +
-               ([monitor] if monitor else []))
+               ([monitor] if monitor else []) + ([QuantizeCallback()] if c['qat'] else []))
         learn.fit_one_cycle(epochs, lr, cbs=cbs)
         if monitor: row['cuts'] = monitor.cuts
         if cb.allocation is not None: row['allocation'] = cb.allocation.table().reset_index()
@@ -180,7 +188,18 @@ def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
         if cb.prune_report is not None:
             row['params_ratio'], row['macs_ratio'] = (float(cb.prune_report.loc[k, 'ratio']) for k in ('params', 'macs'))
     row['accuracy'] = float(learn.validate()[1]) * 100
+    if flow == 'trained': row['int8'] = int8(learn).assign(accuracy=row['accuracy'])
     return row
+
+def int8(learn:Learner) -> pd.DataFrame:
+    "The trained model in 8 bits (`quantize_onnx` with its defaults, calibrated on 8 training batches): its test accuracy (%), one row"
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp)/'int8.onnx'
+        r = quantize_onnx(learn.model, file, learn.dls, min_agreement=0)
+        m, right, n = OnnxModel(file), 0, 0
+        with torch.no_grad():
+            for xb, yb in learn.dls.valid: right += int((m(plain_inputs(xb)[0]).argmax(1) == yb.cpu()).sum()); n += len(yb)
+    return pd.DataFrame([dict(int8_accuracy=100 * right / n, agreement=r.agreement, int8_mb=r.size_mb, float_mb=r.float_size_mb)])
 
 class _Regularize(Callback):
     "Torch-Pruning's sparse learning: its pruner adds the regularizer's gradient after each backward pass"
@@ -224,6 +243,19 @@ def results(task:str, flow:str) -> Path:
     "The CSV of a task's results in a flow"
     return RESULTS/f"accuracy_{task}{'' if flow == 'scratch' else '_' + flow}.csv"
 
+def int8_table(path:Path) -> str:
+    "Markdown table of the INT8 log: per configuration, the FP32 and INT8 test accuracy (means over seeds) and their mean difference"
+    if not path.exists(): return ''
+    df = pd.read_csv(path)
+    g = df.assign(diff=df.int8_accuracy - df.accuracy).groupby('config')
+    t = pd.DataFrame(dict(seeds=g.size(), fp32=g.accuracy.mean(), int8=g.int8_accuracy.mean(), int8_minus_fp32=g['diff'].mean(),
+                          worst=g['diff'].min(), agreement=g.agreement.mean(), int8_mb=g.int8_mb.mean(), float_mb=g.float_mb.mean()))
+    lines = ["| configuration | seeds | FP32 % | INT8 % | INT8 - FP32 | worst seed | class agreement | file MB: FP32 / INT8 |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| `{c}` | {int(r.seeds)} | {r.fp32:.2f} | {r.int8:.2f} | {r.int8_minus_fp32:+.2f} | {r.worst:+.2f} | {r.agreement:.3f} | {r.float_mb:.3f} / {r.int8_mb:.3f} |"
+              for c, r in t.iterrows()]
+    return ("\nThe same models in 8 bits after training (`quantize_onnx` with its defaults, calibrated on 8 training batches; "
+            "ONNX Runtime on the test set; `,qat` rows trained with `QuantizeCallback` from the last cut):\n\n" + '\n'.join(lines) + '\n')
+
 def report(task:str, flow:str='scratch') -> str:
     "Markdown table of the task's results: mean and min-max over seeds per configuration; also written to disk"
     path = results(task, flow)
@@ -253,7 +285,7 @@ def report(task:str, flow:str='scratch') -> str:
     how = ('' if flow == 'scratch' else f"; from the dense model trained {TASKS[task]['epochs']} epochs, the epochs "
            f"column is the recovery epochs")
     md = (f"Accuracy on {task}, {flow} flow (`python bench/accuracy.py --task {task} --flow {flow} --report`{how})\n\n" +
-          '\n'.join(lines) + '\n')
+          '\n'.join(lines) + '\n' + int8_table(path.with_name(path.name.replace('accuracy_', 'int8_'))))
     path.with_suffix('.md').write_text(md)
     with open(path.with_name(path.stem + '_summary.csv'), 'w', newline='') as f:
         w = csv.DictWriter(f, list(summary[0])); w.writeheader(); w.writerows(summary)
@@ -288,7 +320,7 @@ def main():
         print(f"[{i + 1}/{len(todo)}] {c} seed {s} ...", flush=True)
         row = run(a.task, c, s, epochs, a.flow)
         row['seconds'] = time.perf_counter() - t
-        for log in ('cuts', 'allocation'):  # per-run tables beside the results: each cut's accuracy, the channels kept per group
+        for log in ('cuts', 'allocation', 'int8'):  # per-run tables beside the results: each cut's accuracy, the channels kept per group, INT8
             df, log_path = row.pop(log, None), path.with_name(path.name.replace('accuracy_', log + '_'))
             if df is not None: df.assign(config=c, seed=s).to_csv(log_path, mode='a', index=False, header=not log_path.exists())
         append(path, row)
