@@ -9,11 +9,14 @@ MACs, the shape a 4x pruning run ends with (its accuracy needs the recovery fit 
 dense model's accuracy is measured here). INT8 is `quantize_onnx` with its defaults (static, QDQ, weights per channel on
 a 7-bit range, activations per tensor, MinMax calibration on 8 batches of 32 training images). The low-rank row
 replaces the Linears of the model by their SVD factors at 90% energy (`low_rank`), shown where that saves at least 10%
-of the model's parameters (the VGG's classifier; not the small heads of the others).
+of the model's parameters (the VGG's classifier; not the small heads of the others), and then also the compact model
+with its Linears low-rank, in INT8: the smallest file.
 
 Latency: milliseconds of one forward pass at batch 1 and 32, medians of interleaved rounds (`latency_table`), PyTorch
 eager and ONNX Runtime on --threads threads. File size: the ONNX file. Accuracy (trained CIFAR models only): the
 2,000 test images, FP32 in PyTorch and INT8 in ONNX Runtime, per seed.
+
+Writes bench/results/quantize.md, quantize.csv (one row per model and seed) and quantize_profile.csv (time per operator type).
 
 Usage: python bench/quantize.py [--models resnet18 mobilenet_v2 cifar-vgg cifar-resnet20] [--threads 2] [--repeats 20] [--md FILE]"""
 import argparse, copy, tempfile, warnings
@@ -71,6 +74,7 @@ def measure(name:str, seed:int|None, threads:int, repeats:int, tmp:Path) -> dict
     lr, report = low_rank(d, energy=.9)
     if report.params.sum() - report.params_after.sum() >= .1 * sum(q.numel() for q in d.parameters()):  # only where Linears weigh
         files['lowrank'] = export_onnx(lr, tmp/'lowrank.onnx', x1)
+        files['compact_lowrank_int8'] = quantize_onnx(low_rank(c, energy=.9)[0], tmp/'compact_lowrank_int8.onnx', calib, min_agreement=0)
     runtimes = {k: OnnxModel(tmp/f"{k}.onnx", threads) for k in files}
     row = dict(model=name, seed=seed, macs_ratio=macs(d, x1) / macs(c, x1),
                **{f"{k}_mb": float(r['size_mb']) for k, r in files.items()},
@@ -78,7 +82,8 @@ def measure(name:str, seed:int|None, threads:int, repeats:int, tmp:Path) -> dict
     for bs, x in ((1, x1), (32, x32)):
         t = latency_table({'dense_eager': d, 'compact_eager': c, **{f"{k}_ort": m for k, m in runtimes.items()}}, x, repeats=repeats)
         row.update({f"{k}_bs{bs}_ms": float(v) for k, v in t['median'].items()})
-    row['profile'] = profile_table(name, op_profile(tmp/'compact.onnx', x32, threads), op_profile(tmp/'compact_int8.onnx', x32, threads))
+    row['ops'] = (op_profile(tmp/'compact.onnx', x32, threads), op_profile(tmp/'compact_int8.onnx', x32, threads))
+    row['profile'] = profile_table(name, *row['ops'])
     if seed is not None:
         row.update(dense_acc=accuracy(d, dls), dense_int8_acc=accuracy(runtimes['dense_int8'], dls))
         if 'lowrank' in runtimes: row['lowrank_acc'] = accuracy(runtimes['lowrank'], dls)
@@ -112,11 +117,12 @@ def profile_table(name:str, fp32:dict, int8:dict) -> str:
 
 def table(rows:list) -> str:
     out = ["| model | seed | MACs ratio | file MB: dense / compact / compact INT8 | smaller | bs 32 ms: dense eager / compact ORT / compact INT8 ORT | "
-           "INT8 vs compact FP32 (ORT, bs 32) | compact INT8 vs dense eager (bs 32) | bs 1 ms: dense eager / compact INT8 ORT | dense acc: FP32 / INT8 | low-rank: MB, acc |",
+           "INT8 vs compact FP32 (ORT, bs 32) | compact INT8 vs dense eager (bs 32) | bs 1 ms: dense eager / compact INT8 ORT | dense acc: FP32 / INT8 | low-rank FP32: MB, acc (no fine-tuning) |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = f"{r['dense_acc']:.2f} / {r['dense_int8_acc']:.2f}" if 'dense_acc' in r else '-'
-        lowrank = f"{r['lowrank_mb']:.2f}, {r.get('lowrank_acc', float('nan')):.2f}" if 'lowrank_mb' in r else '-'
+        lowrank = (f"{r['lowrank_mb']:.2f}, {r.get('lowrank_acc', float('nan')):.2f}; compact + low-rank INT8: {r['compact_lowrank_int8_mb']:.2f} MB "
+                   f"({r['dense_mb'] / r['compact_lowrank_int8_mb']:.1f}x smaller), {r['compact_lowrank_int8_ort_bs32_ms']:.1f} ms" if 'lowrank_mb' in r else '-')
         out.append(f"| {r['model']} | {r['seed'] if r['seed'] is not None else '-'} | {r['macs_ratio']:.2f} | "
                    f"{r['dense_mb']:.2f} / {r['compact_mb']:.2f} / {r['compact_int8_mb']:.2f} | {r['dense_mb'] / r['compact_int8_mb']:.1f}x | "
                    f"{r['dense_eager_bs32_ms']:.1f} / {r['compact_ort_bs32_ms']:.1f} / {r['compact_int8_ort_bs32_ms']:.1f} | "
@@ -144,3 +150,9 @@ if __name__ == '__main__':
           f"rounds, {a.threads} threads\n\n" + table(rows) + '\n\n' +
           '\n\n'.join(r['profile'] for r in rows if r['seed'] in (None, 0)) + '\n')
     Path(a.md).write_text(md); print(md)
+    import pandas as pd
+    md_path = Path(a.md)
+    pd.DataFrame([{k: v for k, v in r.items() if k not in ('ops', 'profile')} for r in rows]).to_csv(md_path.with_suffix('.csv'), index=False)
+    pd.DataFrame([dict(model=r['model'], op=op, fp32_ms=r['ops'][0].get(op, 0.), int8_ms=r['ops'][1].get(op, 0.))
+                  for r in rows if r['seed'] in (None, 0) for op in sorted(set(r['ops'][0]) | set(r['ops'][1]))]
+                 ).to_csv(md_path.with_name(md_path.stem + '_profile.csv'), index=False)
