@@ -147,7 +147,7 @@ class QuantizeCallback(CleanCallback):
         if start_pct is not None: check_range(start_pct, 'start_pct')
         check_range(momentum, 'momentum'); layer_types(layer_type)
         store_attr('start_pct,layer_type,reduce_range,momentum')
-        self.active, self.grids, self.hooks, self.saved, self.started = False, {}, [], None, None
+        self.active, self.layers, self.grids, self.hooks, self.saved, self.started, self.ranges = False, {}, {}, [], None, None, {}
 
     def before_fit(self):
         "Hook the layers' inputs, and find when rounding starts"
@@ -198,4 +198,4 @@ class QuantizeCallback(CleanCallback):
         try: self._restore()
         finally:
             for h in self.hooks: h.remove()
-            self.hooks, self.grids = [], {}
+            self.hooks, self.grids, self.layers = [], {}, {}  # no reference to the model stays: an exported learner carries none

@@ -88,3 +88,19 @@ def test_an_interrupted_fit_leaves_the_float_weights_and_no_hook(folder):
         learn.fit(1, 1e-3, cbs=[QuantizeCallback(start_pct=0), boom])
     assert pre_hooks(learn.model) == 0
     assert all(torch.equal(boom.floats[k], v) for k, v in learn.model.state_dict().items() if k.endswith('weight'))
+
+def test_evaluating_and_exporting_with_quantize_callback_attached(folder, tmp_path):
+    "validate, get_preds and lr_find leave the weights and hooks alone; a fit, then export and load_learner, give the same predictions"
+    from fastai.vision.all import load_learner
+    learn = learner(folder)
+    learn.add_cbs([QuantizeCallback(start_pct=.5)])
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    with learn.no_bar(), learn.no_logging():
+        learn.validate(); learn.get_preds(); learn.lr_find(num_it=5, show_plot=False)
+    assert all(torch.equal(before[k], v) for k, v in learn.model.state_dict().items()) and pre_hooks(learn.model) == 0
+    with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
+    learn.export(tmp_path/'qat.pkl')
+    back = load_learner(tmp_path/'qat.pkl')
+    x = learn.dls.one_batch()[0]
+    with torch.no_grad(): assert torch.allclose(back.model.eval()(x), learn.model.eval()(x), atol=1e-5)
+    assert pre_hooks(back.model) == 0
