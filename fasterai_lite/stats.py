@@ -141,13 +141,16 @@ def model_stats(
 def compare_models(
     models:dict,          # Name -> model; the first is the reference of the ratios
     example_inputs=None,  # Input(s) to count MACs with; guessed from the first model if None
-    data_width:int=32,    # Bits per parameter, for the sizes
+    data_width:int|dict=32,  # Bits per parameter, for the sizes; or {model name: bits} (32 for the others), e.g. 8 for a quantized one
 ) -> pd.DataFrame:
     "`model_stats` of each model side by side, and how many times smaller the first is than each of the others"
     if not models: raise ValueError("compare_models needs at least one model, got an empty dict")
     (ref, m0), *rest = models.items()
     xs = inputs_for(m0, example_inputs)
-    df = pd.DataFrame({k: model_stats(m, xs, data_width) for k, m in models.items()})
+    widths = {k: data_width.get(k, 32) for k in models} if isinstance(data_width, dict) else dict.fromkeys(models, data_width)
+    unknown = set(data_width) - set(models) if isinstance(data_width, dict) else set()
+    if unknown: raise ValueError(f"data_width names {sorted(unknown)}, which are not among the models {list(models)}")
+    df = pd.DataFrame({k: model_stats(m, xs, widths[k]) for k, m in models.items()})
     for k, _ in rest:
         df[f'{ref}/{k}'] = [round(a / b, 2) if b else float('inf') for a, b in zip(df[ref], df[k])]
     df.loc['sparsity', [f'{ref}/{k}' for k, _ in rest]] = None  # a ratio of sparsities means nothing
