@@ -104,3 +104,14 @@ def test_evaluating_and_exporting_with_quantize_callback_attached(folder, tmp_pa
     x = learn.dls.one_batch()[0]
     with torch.no_grad(): assert torch.allclose(back.model.eval()(x), learn.model.eval()(x), atol=1e-5)
     assert pre_hooks(back.model) == 0
+
+def test_quantization_aware_training_under_mixed_precision(folder):
+    "fp16 autocast (on a CPU it falls back to float32, as on a GPU it would not): the rounded fit trains, and ends with no hook"
+    import warnings
+    learn = learner(folder).to_fp16()
+    qat = QuantizeCallback(start_pct=0)
+    with warnings.catch_warnings(), learn.no_bar(), learn.no_logging():
+        warnings.filterwarnings('ignore', message='.*CUDA is not available.*')
+        learn.fit(1, 1e-3, cbs=qat)
+    loss = learn.recorder.values[-1][0]
+    assert torch.isfinite(torch.tensor(loss)) and qat.started == 0 and qat.ranges and pre_hooks(learn.model) == 0
