@@ -134,7 +134,7 @@ class PruningClock:
         store_attr('plan_at,schedule,n_iter')
         self.every = ifnone(every, max(1, n_iter // 16))
         self.final_plan, self.last_plan = plan_at(schedule.progress(1.)), plan_at(0.)  # the model starts without masks
-        self.last_event, self.last_progress = -self.every, 0.
+        self.last_event, self.last_progress, self._planned = -self.every, 0., None
 
     def batches_done(self, pct_train:float) -> int:
         "Training batches done at fastai's `pct_train`"
@@ -146,10 +146,15 @@ class PruningClock:
         for _ in range(1 + ahead): pct += 1 / self.n_iter  # the same float steps as fastai's pct_train: an exact forecast
         progress = self.schedule.progress(min(1., pct))
         if progress == self.last_progress: return None  # before the schedule starts, after it ends, between steps
-        plan = self.plan_at(progress)
+        plan = self._plan(progress)
         if plan == self.last_plan: return None
         if self.batches_done(pct_train) + ahead - self.last_event < self.every and plan != self.final_plan: return None  # too soon
         return progress, plan
+
+    def _plan(self, progress:float) -> dict:
+        "`plan_at(progress)`, computed once for a progress that is asked again (a forecast `ahead`, then the batch itself)"
+        if self._planned is None or self._planned[0] != progress: self._planned = (progress, self.plan_at(progress))
+        return self._planned[1]
 
     def moved(self, pct_train:float, progress:float, plan:dict):
         "Record that the batch at `pct_train` re-sparsified the model to `plan`, at `progress`"
