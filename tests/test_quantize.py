@@ -63,12 +63,12 @@ def folder(tmp_path_factory): return digit_folder(tmp_path_factory.mktemp('qat')
 
 def pre_hooks(model) -> int: return sum(len(m._forward_pre_hooks) for m in model.modules())
 
-def test_quantization_aware_fine_tune_beside_sparsity_ends_compact_and_exports(folder, tmp_path):
+def test_quantization_aware_fine_tune_beside_sparsity_and_distillation_ends_compact_and_exports(folder, tmp_path):
     learn = learner(folder)
     sp = SparsifyCallback(50, 'filter', 'global', 'large_final', 'agp', coupled=True, prune=True)
-    qat = QuantizeCallback()
-    with learn.no_bar(), learn.no_logging(): learn.fine_tune(2, 1e-3, cbs=[sp, qat])
-    assert sp.prune_report is not None and pre_hooks(learn.model) == 0 and qat.ranges
+    qat, kd = QuantizeCallback(), DistillCallback()
+    with learn.no_bar(), learn.no_logging(): learn.fine_tune(2, 1e-3, cbs=[sp, qat, kd])
+    assert sp.prune_report is not None and pre_hooks(learn.model) == 0 and qat.ranges and kd.frozen is None
     assert qat.started >= sp.schedule.end_pct  # after the last cut
     report = quantize_onnx(learn.model, tmp_path/'qat.onnx', learn.dls, n_batches=2, min_agreement=.8)
     assert report.smaller > 3
