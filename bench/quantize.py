@@ -13,7 +13,9 @@ of the model's parameters (the VGG's classifier; not the small heads of the othe
 with its Linears low-rank, in INT8: the smallest file.
 
 Latency: milliseconds of one forward pass at batch 1 and 32, medians of interleaved rounds (`latency_table`), PyTorch
-eager and ONNX Runtime on --threads threads. File size: the ONNX file. Accuracy (trained CIFAR models only): the
+eager and ONNX Runtime on --threads threads, the eager models interleaved with each other and the ONNX Runtime ones
+with each other, one loop after the other (interleaved with PyTorch, whose OpenMP threads spin on for a while after
+each call, ONNX Runtime's threads lose time: up to 1.6x on the CIFAR VGG's INT8 file). File size: the ONNX file. Accuracy (trained CIFAR models only): the
 2,000 test images, FP32 in PyTorch and INT8 in ONNX Runtime, per seed.
 
 Writes bench/results/quantize.md, quantize.csv (one row per model and seed) and quantize_profile.csv (time per operator type).
@@ -79,9 +81,10 @@ def measure(name:str, seed:int|None, threads:int, repeats:int, tmp:Path) -> dict
     row = dict(model=name, seed=seed, macs_ratio=macs(d, x1) / macs(c, x1),
                **{f"{k}_mb": float(r['size_mb']) for k, r in files.items()},
                dense_int8_agreement=files['dense_int8'].agreement, compact_int8_agreement=files['compact_int8'].agreement)
-    for bs, x in ((1, x1), (32, x32)):
-        t = latency_table({'dense_eager': d, 'compact_eager': c, **{f"{k}_ort": m for k, m in runtimes.items()}}, x, repeats=repeats)
-        row.update({f"{k}_bs{bs}_ms": float(v) for k, v in t['median'].items()})
+    for bs, x in ((1, x1), (32, x32)):  # PyTorch and ONNX Runtime in loops of their own: PyTorch's OpenMP threads spin on after
+        for models in ({'dense_eager': d, 'compact_eager': c}, {f"{k}_ort": m for k, m in runtimes.items()}):  # a call, and slow the next
+            t = latency_table(models, x, repeats=repeats)
+            row.update({f"{k}_bs{bs}_ms": float(v) for k, v in t['median'].items()})
     row['ops'] = (op_profile(tmp/'compact.onnx', x32, threads), op_profile(tmp/'compact_int8.onnx', x32, threads))
     row['profile'] = profile_table(name, *row['ops'])
     if seed is not None:
