@@ -62,9 +62,8 @@ from fasterai_lite.core.all import *
 from fasterai_lite.callback import SparsifyCallback
 from fasterai_lite.distill import DistillCallback
 from fasterai_lite.regularize import GroupPenaltyCallback, CutMonitor
-from fasterai_lite.quantize import quantize_onnx, QuantizeCallback
+from fasterai_lite.quantize import quantize_onnx, QuantizeCallback, top1_accuracy
 from fasterai_lite.deploy import OnnxModel
-from fasterai_lite.graph import plain_inputs
 from fasterai_lite.stats import macs, param_count
 from fastai.callback.core import Callback
 from fasterai_lite.sensitivity import sensitivity_scan, sensitivity_targets
@@ -196,10 +195,8 @@ def int8(learn:Learner) -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as tmp:
         file = Path(tmp)/'int8.onnx'
         r = quantize_onnx(learn.model, file, learn.dls, min_agreement=0)
-        m, right, n = OnnxModel(file), 0, 0
-        with torch.no_grad():
-            for xb, yb in learn.dls.valid: right += int((m(plain_inputs(xb)[0]).argmax(1) == yb.cpu()).sum()); n += len(yb)
-    return pd.DataFrame([dict(int8_accuracy=100 * right / n, agreement=r.agreement, int8_mb=r.size_mb, float_mb=r.float_size_mb)])
+        acc = top1_accuracy(OnnxModel(file), learn.dls.valid)
+    return pd.DataFrame([dict(int8_accuracy=100 * acc, agreement=r.agreement, int8_mb=r.size_mb, float_mb=r.float_size_mb)])
 
 class _Regularize(Callback):
     "Torch-Pruning's sparse learning: its pruner adds the regularizer's gradient after each backward pass"

@@ -28,7 +28,7 @@ from fasterai_lite.sparsifier import Sparsifier
 from fasterai_lite.prune import Pruner
 from fasterai_lite.stats import latency_table, macs
 from fasterai_lite.deploy import export_onnx, OnnxModel
-from fasterai_lite.quantize import quantize_onnx, calibration_batches
+from fasterai_lite.quantize import quantize_onnx, calibration_batches, top1_accuracy
 from fasterai_lite.lowrank import low_rank
 from fasterai_lite.data import cifar_dls, vgg_cifar, resnet20
 
@@ -55,15 +55,6 @@ def calibration(name:str, dls, size:int) -> list:
     "8 batches of 32 training images of the CIFAR subset, at the model's input size"
     return [tuple(F.interpolate(x, size=size, mode='bilinear') if size != 32 else x for x in b) for b in calibration_batches(dls, 8)]
 
-@torch.no_grad()
-def accuracy(model:nn.Module, dls) -> float:
-    "Top-1 accuracy (%) on the test set"
-    right = n = 0
-    for xb, yb in dls.valid:
-        p = model(xb.as_subclass(torch.Tensor)).argmax(1)
-        right += int((p == yb).sum()); n += len(yb)
-    return 100 * right / n
-
 def measure(name:str, seed:int|None, threads:int, repeats:int, tmp:Path) -> dict:
     size = 32 if name in CIFAR else 112
     dls = cifar_dls(bs=32, augment=False)
@@ -88,8 +79,8 @@ def measure(name:str, seed:int|None, threads:int, repeats:int, tmp:Path) -> dict
     row['ops'] = (op_profile(tmp/'compact.onnx', x32, threads), op_profile(tmp/'compact_int8.onnx', x32, threads))
     row['profile'] = profile_table(name, *row['ops'])
     if seed is not None:
-        row.update(dense_acc=accuracy(d, dls), dense_int8_acc=accuracy(runtimes['dense_int8'], dls))
-        if 'lowrank' in runtimes: row['lowrank_acc'] = accuracy(runtimes['lowrank'], dls)
+        row.update(dense_acc=100 * top1_accuracy(d, dls.valid), dense_int8_acc=100 * top1_accuracy(runtimes['dense_int8'], dls.valid))
+        if 'lowrank' in runtimes: row['lowrank_acc'] = 100 * top1_accuracy(runtimes['lowrank'], dls.valid)
     return row
 
 def op_profile(path:Path, x:torch.Tensor, threads:int, runs:int=10) -> dict:

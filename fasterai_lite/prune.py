@@ -16,7 +16,7 @@ from .stats import param_count, zero_weights, macs, size_mb
 from .compact import describe_compact, attach_description
 
 # %% auto #0
-__all__ = ['zero_channels', 'output_difference', 'Pruner']
+__all__ = ['zero_channels', 'relative_difference', 'output_difference', 'Pruner']
 
 # %% ../nbs/06_prune.ipynb #28f7c6fd
 def _zero_at_zero_input(bn:nn.Module) -> Tensor:
@@ -56,6 +56,15 @@ def _in_float32(model:nn.Module, xs:tuple):
     if p is None or p.dtype not in _LOW_PRECISION: return model, xs
     return copy.deepcopy(model).float(), tuple(x.float() if torch.is_floating_point(x) else x for x in xs)
 
+def relative_difference(
+    oa:list[Tensor],  # Outputs of the reference model
+    ob:list[Tensor],  # Outputs of the model compared with it
+) -> float:
+    "Largest difference between two lists of outputs, relative to the largest of `oa` (inf if their shapes differ)"
+    if [o.shape for o in oa] != [o.shape for o in ob]: return float('inf')
+    d = max(float((x - y).abs().max() / x.abs().max().clamp_min(torch.finfo(torch.float32).tiny)) for x, y in zip(oa, ob))
+    return float('inf') if math.isnan(d) else d  # a NaN anywhere is no evidence of equal outputs
+
 def output_difference(
     a:nn.Module,     # Reference model
     b:nn.Module,     # Model to compare with it
@@ -67,9 +76,7 @@ def output_difference(
     oa = model_outputs(a, xa)
     try: ob = model_outputs(b, xb)
     except RuntimeError: return float('inf')  # `b` cannot even run on them (a layer's width does not fit its input)
-    if [o.shape for o in oa] != [o.shape for o in ob]: return float('inf')
-    d = max(float((x - y).abs().max() / x.abs().max().clamp_min(torch.finfo(torch.float32).tiny)) for x, y in zip(oa, ob))
-    return float('inf') if math.isnan(d) else d  # a NaN anywhere is no evidence of equal outputs
+    return relative_difference(oa, ob)
 
 # %% ../nbs/06_prune.ipynb #4fd15f8b
 def _remove(mods:dict, DG, g:ChannelGroup, idxs:list[int]):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/14a_quantize.ipynb #d55c978a
 from __future__ import annotations
-import copy, os, tempfile
+import copy, math, os, tempfile
 from pathlib import Path
 import pandas as pd
 import torch, torch.nn as nn
@@ -14,12 +14,12 @@ from fastai.data.core import DataLoaders
 from fastai.torch_core import get_model
 from .core.checks import check_int, check_range, check_positive, layer_types
 from .graph import plain_inputs, inputs_for, model_outputs
-from .prune import output_difference
+from .prune import relative_difference
 from .deploy import export_onnx, OnnxModel, _require
 from .callback import SparsifyCallback, CleanCallback, only_evaluating
 
 # %% auto #0
-__all__ = ['calibration_batches', 'class_agreement', 'quantize_onnx', 'QuantizeCallback']
+__all__ = ['calibration_batches', 'class_agreement', 'top1_accuracy', 'quantize_onnx', 'QuantizeCallback']
 
 # %% ../nbs/14a_quantize.ipynb #c4bde68e
 def calibration_batches(
@@ -61,10 +61,24 @@ def class_agreement(
     "(share of samples whose predicted class is the same, or NaN when the first output is not class scores; largest relative difference)"
     same = n = 0; diff = 0.
     for xs in batches:
-        a, b = model_outputs(reference, xs)[0], model_outputs(other, xs)[0]
-        diff = max(diff, output_difference(reference, other, xs))
-        if a.ndim == 2 and a.shape[1] > 1: same += int((a.argmax(1) == b.argmax(1)).sum()); n += len(a)
+        a, b = model_outputs(reference, xs), model_outputs(other, xs)
+        diff = max(diff, relative_difference(a, b))
+        if a[0].ndim == 2 and a[0].shape[1] > 1: same += int((a[0].argmax(1) == b[0].argmax(1)).sum()); n += len(a[0])
     return (same / n if n else float('nan')), diff
+
+@torch.no_grad()
+def top1_accuracy(
+    model:nn.Module,  # A PyTorch model or an `OnnxModel`
+    dl,               # A fastai `DataLoader` (or any iterable of (inputs..., target) batches)
+) -> float:
+    "Share of the samples of `dl` whose highest class score is their target, `model` in eval mode"
+    right = n = 0
+    n_inp = getattr(dl, 'n_inp', 1)
+    for b in dl:
+        pred = model_outputs(model, plain_inputs(b[:n_inp]))[0].argmax(1).cpu()
+        right += int((pred == b[n_inp].cpu()).sum()); n += len(pred)
+    if not n: raise ValueError(f"No samples: {type(dl).__name__} gave no batch")
+    return right / n
 
 # %% ../nbs/14a_quantize.ipynb #222ef4f2
 def quantize_onnx(
@@ -99,10 +113,10 @@ def quantize_onnx(
                           reduce_range=reduce_range, activation_type=getattr(q.QuantType, _TYPES[activations]),
                           weight_type=getattr(q.QuantType, _TYPES[weights]), calibrate_method=getattr(q.CalibrationMethod, _METHODS[method]))
         same, diff = class_agreement(cpu, OnnxModel(int8), batches)
-        if same == same and same < min_agreement:
+        if not math.isnan(same) and same < min_agreement:
             raise RuntimeError(f"The 8-bit model keeps the predicted class of {same:.1%} of the calibration samples, less than "
                                f"min_agreement={min_agreement:g}: nothing written (a range stretched by a few large values is the usual cause: see method)")
-        if same != same and diff > rtol:
+        if math.isnan(same) and diff > rtol:
             raise RuntimeError(f"The 8-bit model's outputs differ from the float model's by {diff:.3g} (relative), more than rtol={rtol:g}: nothing written")
         os.replace(int8, path)
         float_mb = fp32.stat().st_size / 2**20
@@ -167,8 +181,9 @@ class QuantizeCallback(CleanCallback):
     def before_batch(self):
         "Round the weights (keeping the floats) and switch the inputs' grids on, once rounding has started"
         if not self._on(): return
-        if self.started is None: self.started = self.pct_train
-        for g in self.grids.values(): g.on = True
+        if self.started is None:
+            self.started = self.pct_train
+            for g in self.grids.values(): g.on = True
         self.saved = [(m.weight, m.weight.detach().clone()) for m in self.layers.values()]
         for m in self.layers.values(): m.weight.copy_(_weight_grid(m.weight, self.reduce_range))
 
