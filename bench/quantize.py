@@ -44,6 +44,10 @@ def dense(name:str, seed:int|None) -> nn.Module:
     if seed is not None: m.load_state_dict(torch.load(CACHE/f"{name}_seed{seed}_20ep.pt", weights_only=True))
     return m.eval()
 
+def cached_seeds(name:str) -> list[int]:
+    "The seeds whose trained dense `name` model `bench/accuracy.py --flow trained` kept in bench/cache/"
+    return sorted(int(f.stem.split('_seed')[1].split('_')[0]) for f in CACHE.glob(f"{name}_seed*_20ep.pt"))
+
 def compact(model:nn.Module, x) -> nn.Module:
     "A copy of `model` without half the filters of every coupled group"
     model = copy.deepcopy(model)  # the Sparsifier zeroes in place
@@ -136,7 +140,7 @@ if __name__ == '__main__':
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in a.models:
-            seeds = sorted(int(f.stem.split('_seed')[1].split('_')[0]) for f in CACHE.glob(f"{name}_seed*_20ep.pt")) if name in CIFAR else []
+            seeds = cached_seeds(name) if name in CIFAR else []
             for seed in seeds or [None]:
                 rows.append(measure(name, seed, a.threads, a.repeats, Path(tmp)))
                 print(table(rows[-1:]).splitlines()[-1], flush=True)

@@ -29,7 +29,7 @@ from fasterai_lite.stats import latency_table
 from fasterai_lite.deploy import export_onnx, OnnxModel
 from fasterai_lite.quantize import quantize_onnx, top1_accuracy
 from fasterai_lite.data import cifar_dls
-from quantize import CACHE, RESULTS, CIFAR, dense, calibration
+from quantize import CACHE, RESULTS, CIFAR, dense, calibration, cached_seeds
 
 def nncf_int8(fp32:Path, out:Path, calib:list) -> Path:
     "NNCF's post-training quantization of the float ONNX file `fp32`, with its defaults, written to `out`"
@@ -111,7 +111,7 @@ if __name__ == '__main__':
     warnings.filterwarnings('ignore')
     rows = []
     for name in a.models:
-        seeds = sorted(int(f.stem.split('_seed')[1].split('_')[0]) for f in CACHE.glob(f"{name}_seed*_20ep.pt"))
+        seeds = cached_seeds(name)
         if not seeds: raise SystemExit(f"No trained {name} in {CACHE}: run bench/accuracy.py --task {name} --flow trained --configs dense first")
         for seed in seeds:
             with tempfile.TemporaryDirectory() as tmp: rows.append(measure(name, seed, a.threads, a.repeats, Path(tmp)))

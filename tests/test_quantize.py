@@ -31,6 +31,15 @@ def test_a_compact_vision_learner_quantizes_from_its_dataloaders(compact, tmp_pa
     assert all(torch.equal(before[k], v) for k, v in learn.model.state_dict().items())
     assert sorted(p.name for p in tmp_path.iterdir()) == ['int8.onnx']
 
+def test_top1_accuracy_on_image_folder_batches_matches_fastai(compact, tmp_path):
+    "TensorImage batches through the float model and the 8-bit file: the float figure is fastai's accuracy metric"
+    learn = compact
+    with learn.no_bar(): metric = learn.validate()[1]
+    assert top1_accuracy(learn.model, learn.dls.valid) == pytest.approx(metric)
+    quantize_onnx(learn.model, tmp_path/'int8.onnx', learn.dls, n_batches=2, min_agreement=0)
+    assert 0 <= top1_accuracy(OnnxModel(tmp_path/'int8.onnx'), learn.dls.valid) <= 1
+    with pytest.raises(ValueError, match="No samples: list gave no batch"): top1_accuracy(learn.model, [])
+
 def test_bad_calibration_and_settings_leave_no_file(compact, tmp_path):
     model = compact.model
     with pytest.raises(ValueError, match=r"example_inputs of shapes \[\(2, 1, 8, 8\)\] do not run through"):
