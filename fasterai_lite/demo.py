@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--lr', type=float, default=3e-3, help='peak learning rate of fit_one_cycle (default: 3e-3)')
     p.add_argument('--arch', default='resnet18', choices=list(ARCHS), help='the body vision_learner builds (default: resnet18)')
     p.add_argument('--size', type=int, default=32, help='side the 8x8 digits are resized to, in pixels (default: 32)')
+    p.add_argument('--repeats', type=int, default=50, help='timed runs of each model per batch size (default: 50)')
     p.add_argument('--seed', type=int, default=0, help='default: 0')
     p.add_argument('--data', type=Path, default=None, help="folder to write the digits to (default: fastai's data folder)")
     return p
@@ -55,6 +56,7 @@ def _checked_callback(p:argparse.ArgumentParser, args) -> SparsifyCallback:
     if args.epochs < 1: p.error(f"argument --epochs: must be at least 1, got {args.epochs}")
     if not (math.isfinite(args.lr) and args.lr > 0): p.error(f"argument --lr: must be a positive number, got {args.lr:g}")
     if args.size < 8: p.error(f"argument --size: must be at least 8 (the digits are 8x8), got {args.size}")
+    if args.repeats < 1: p.error(f"argument --repeats: must be at least 1, got {args.repeats}")
     coupled = args.granularity == 'filter'
     try:
         net = create_vision_model(ARCHS[args.arch], 10, pretrained=False)
@@ -80,6 +82,7 @@ def _ms(t:pd.DataFrame, name:str) -> str: return f"{t.loc[name, 'median']:.3f} (
 def compare(
     models:dict,     # Models to compare, by the name of their column
     learn:Learner,   # Its validation set scores them; its model is left as the last of `models`
+    repeats:int=50,  # Timed runs of each model per batch size
 ) -> tuple[pd.DataFrame, dict]:
     "Accuracy, params, MACs, size and CPU latency (median and quartiles) side by side on `learn`'s validation set; and the latency tables by batch size"
     x = learn.dls.valid.one_batch()[0]
@@ -89,7 +92,7 @@ def compare(
         with learn.no_bar(), learn.no_logging(): acc = float(learn.validate()[1])
         rows[name] = {'accuracy': round(acc, 4), 'params': param_count(m), 'MACs': macs(m, x), 'size (MB)': round(size_mb(m), 4)}
     for bs in (1, len(x)):
-        tables[bs] = latency_table(models, x[:bs], repeats=50)
+        tables[bs] = latency_table(models, x[:bs], repeats=repeats)
         for name in models: rows[name][f'latency bs={bs} (ms)'] = _ms(tables[bs], name)
     return pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in rows.items()}), tables  # object: ints stay ints
 
@@ -102,13 +105,14 @@ def deploy_line(
     dense:nn.Module,    # The model before pruning
     compact:nn.Module,  # The compact model the `Pruner` made of it
     x:torch.Tensor,     # A batch of inputs; its first sample is exported, both batch sizes are timed
+    repeats:int=50,     # Timed runs of each model per batch size
 ) -> str:
     "The compact model in ONNX Runtime (exported and checked), timed next to the dense and compact models in eager PyTorch"
     with tempfile.TemporaryDirectory() as d:
         try: r = export_onnx(compact, Path(d)/'compact.onnx', x[:1])
         except ImportError as e: return f"deploy: skipped, {e}"
         runtime = OnnxModel(r.path, threads=torch.get_num_threads())
-        ts = {bs: latency_table({'dense': dense, 'compact': compact, 'onnx': runtime}, x[:bs], repeats=50) for bs in (1, len(x))}
+        ts = {bs: latency_table({'dense': dense, 'compact': compact, 'onnx': runtime}, x[:bs], repeats=repeats) for bs in (1, len(x))}
     return "deploy: the compact model in ONNX Runtime (BatchNorms folded, checked against PyTorch), ms median (quartiles): " + "; ".join(
         f"bs={bs}: {_ms(t, 'onnx')}, {speedup_text(t, 'dense', 'onnx')}, {speedup_text(t, 'compact', 'onnx')} (eager PyTorch)"
         for bs, t in ts.items())
@@ -125,14 +129,14 @@ def run_demo(argv:list|None=None) -> pd.DataFrame:
           f"{args.schedule}, coupled={args.granularity == 'filter'}, prune=True)")
     learn = _train(args, [cb])
     compact = learn.model
-    table, lat = compare({'dense': dense.model, 'sparse': cb.pruner.input_model, 'compact': compact}, learn)
+    table, lat = compare({'dense': dense.model, 'sparse': cb.pruner.input_model, 'compact': compact}, learn, args.repeats)
     learn.model = compact
-    print(f"\nside by side (CPU, {torch.get_num_threads()} threads; latency: median (quartiles) of 50 interleaved runs, in ms):")
+    print(f"\nside by side (CPU, {torch.get_num_threads()} threads; latency: median (quartiles) of {args.repeats} interleaved runs, in ms):")
     print(table.to_string())
     print(f"\ncompact vs dense: {table.loc['params', 'dense'] / table.loc['params', 'compact']:.2f}x fewer params, "
           f"{table.loc['MACs', 'dense'] / table.loc['MACs', 'compact']:.2f}x fewer MACs; in eager PyTorch, "
           + "; ".join(f"bs={bs} {speedup_text(t, 'dense', 'compact')}" for bs, t in lat.items()))
-    print(deploy_line(dense.model, compact, learn.dls.valid.one_batch()[0]))
+    print(deploy_line(dense.model, compact, learn.dls.valid.one_batch()[0], args.repeats))
     print(f"done in {time.perf_counter() - t:.0f} s")
     return table
 

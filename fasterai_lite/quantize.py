@@ -4,9 +4,9 @@
 
 # %% ../nbs/14a_quantize.ipynb #d55c978a
 from __future__ import annotations
-import copy, math, os, tempfile
+import copy, math, os, tempfile, warnings
 from pathlib import Path
-import pandas as pd
+import numpy as np, pandas as pd
 import torch, torch.nn as nn
 from torch import Tensor
 from fastcore.basics import *
@@ -51,6 +51,45 @@ class _Feed:
     def __init__(self, batches:list, names:list[str]): self.feeds = iter([{n: x.numpy() for n, x in zip(names, b)} for b in batches])
     def get_next(self) -> dict|None: return next(self.feeds, None)
 
+def _checked_ranges(model:nn.Module, ranges:dict|None) -> dict:
+    "`ranges` as {layer name: (low, high)} floats, or an error naming the first layer `model` lacks or range that does not hold zero"
+    layers, out = dict(model.named_modules()), {}
+    for name, r in (ranges or {}).items():
+        if name not in layers: raise ValueError(f"ranges names a layer the model does not have: {name!r}")
+        try: lo, hi = map(float, r)
+        except (TypeError, ValueError): lo = hi = float('nan')
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= 0 <= hi and lo < hi):
+            raise ValueError(f"ranges[{name!r}] must be (low, high), finite, with low <= 0 <= high and low < high; got {r!r}")
+        out[name] = (lo, hi)
+    return out
+
+_SAME_RANGE = ('Flatten', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'MaxPool')  # their output has their input's range
+_SHARED_GRID = _SAME_RANGE + ('AveragePool', 'Slice', 'TopK')  # ONNX Runtime gives their output their input's grid
+
+def _layer_of(node, consts:dict, linears:dict) -> str|None:
+    "Name of the conv or Linear that an ONNX `node` computes: from its weight's name, or, for a MatMul, the Linear whose weight it holds transposed"
+    if node.op_type not in ('Conv', 'Gemm', 'MatMul') or len(node.input) < 2: return None
+    if node.input[1].endswith('.weight'): return node.input[1].removesuffix('.weight')
+    if node.input[1] not in consts: return None
+    w = _require('onnx').numpy_helper.to_array(consts[node.input[1]])
+    return next((k for k, l in linears.items() if w.shape == l.weight.shape[::-1] and np.array_equal(w, l.weight.detach().numpy().T)), None)
+
+def _range_overrides(graph, ranges:dict, model:nn.Module) -> tuple[dict, list[str]]:
+    "ONNX Runtime's `TensorQuantOverrides` that give the input tensor of each layer of `model` named in `ranges` its range; and the layers not given one"
+    producer, consts = {o: n for n in graph.node for o in n.output}, {i.name: i for i in graph.initializer}
+    linears = {k: m for k, m in model.named_modules() if k in ranges and isinstance(m, nn.Linear)}
+    over, given = {}, set()
+    for n in graph.node:
+        layer = _layer_of(n, consts, linears)
+        if layer not in ranges: continue
+        x = n.input[0]
+        while x in producer and producer[x].op_type in _SAME_RANGE: x = producer[x].input[0]  # the grid is set where it starts
+        if x in producer and producer[x].op_type in _SHARED_GRID: continue  # a pooled input's grid is its larger input's
+        lo, hi = ranges[layer]
+        if x in over: lo, hi = min(lo, float(over[x][0]['rmin'])), max(hi, float(over[x][0]['rmax']))  # one tensor feeds two layers
+        over[x] = [dict(rmin=np.float32(lo), rmax=np.float32(hi))]; given.add(layer)
+    return over, [k for k in ranges if k not in given]
+
 # %% ../nbs/14a_quantize.ipynb #9b53f8b8
 @torch.no_grad()
 def class_agreement(
@@ -93,6 +132,7 @@ def quantize_onnx(
     method:str='minmax',      # How activation ranges are set from calibration: 'minmax', 'percentile' or 'entropy'
     min_agreement:float=.95,  # Least share of calibration samples that must keep their predicted class
     rtol:float=.1,            # For outputs that are not class scores: the largest difference allowed, relative to the largest output
+    ranges:dict|None=None,    # Layer inputs' ranges learnt in quantization-aware training (`QuantizeCallback.ranges`); None: all from calibration
 ) -> pd.Series:
     "Write `model` as an 8-bit ONNX file (static quantization, calibrated, QDQ format), checked against the float model; the report"
     _choice(weights, _TYPES, 'weights'); _choice(activations, _TYPES, 'activations'); _choice(method, _METHODS, 'method')
@@ -101,6 +141,7 @@ def quantize_onnx(
     batches = calibration if isinstance(calibration, list) else calibration_batches(calibration, n_batches)
     if not batches: raise ValueError("No calibration data: the list of batches is empty")
     cpu = copy.deepcopy(model).cpu().float().eval()
+    ranges = _checked_ranges(cpu, ranges)
     inputs_for(cpu, batches[0])  # a batch that does not fit the model is refused here, naming its shapes
     path = Path(path)
     if not path.parent.is_dir(): raise ValueError(f"Cannot write {str(path)!r}: the folder {str(path.parent)!r} does not exist")
@@ -109,9 +150,12 @@ def quantize_onnx(
         export_onnx(cpu, fp32, tuple(x[:1] for x in batches[0]))
         q.quant_pre_process(str(fp32), str(pre))  # shape inference and graph fusions, as ONNX Runtime advises before quantizing
         names = [f'input{i}' for i in range(len(batches[0]))]
+        overrides, missing = _range_overrides(_require('onnx').load(str(pre)).graph, ranges, cpu)
+        if missing: warnings.warn(f"No input tensor found in the ONNX graph for {missing}: calibrated instead of their learnt ranges")
         q.quantize_static(str(pre), str(int8), _Feed(batches, names), quant_format=q.QuantFormat.QDQ, per_channel=per_channel,
                           reduce_range=reduce_range, activation_type=getattr(q.QuantType, _TYPES[activations]),
-                          weight_type=getattr(q.QuantType, _TYPES[weights]), calibrate_method=getattr(q.CalibrationMethod, _METHODS[method]))
+                          weight_type=getattr(q.QuantType, _TYPES[weights]), calibrate_method=getattr(q.CalibrationMethod, _METHODS[method]),
+                          extra_options={'TensorQuantOverrides': overrides} if overrides else None)
         same, diff = class_agreement(cpu, OnnxModel(int8), batches)
         if not math.isnan(same) and same < min_agreement:
             raise RuntimeError(f"The 8-bit model keeps the predicted class of {same:.1%} of the calibration samples, less than "
@@ -123,7 +167,8 @@ def quantize_onnx(
     size_mb = path.stat().st_size / 2**20
     return pd.Series(dict(path=str(path), size_mb=round(size_mb, 3), float_size_mb=round(float_mb, 3), smaller=round(float_mb / size_mb, 2),
                           samples=sum(len(b[0]) for b in batches), agreement=same, max_difference=diff, weights=weights,
-                          activations=activations, per_channel=per_channel, reduce_range=reduce_range, method=method), dtype=object)
+                          activations=activations, per_channel=per_channel, reduce_range=reduce_range, method=method,
+                          learnt_ranges=len(ranges) - len(missing)), dtype=object)
 
 # %% ../nbs/14a_quantize.ipynb #1aded747
 def _weight_grid(w:Tensor, reduce_range:bool) -> Tensor:

@@ -79,8 +79,9 @@ def test_quantization_aware_fine_tune_beside_sparsity_and_distillation_ends_comp
     with learn.no_bar(), learn.no_logging(): learn.fine_tune(2, 1e-3, cbs=[sp, qat, kd])
     assert sp.prune_report is not None and pre_hooks(learn.model) == 0 and qat.ranges and kd.frozen is None
     assert qat.started >= sp.schedule.end_pct  # after the last cut
-    report = quantize_onnx(learn.model, tmp_path/'qat.onnx', learn.dls, n_batches=2, min_agreement=.8)
+    report = quantize_onnx(learn.model, tmp_path/'qat.onnx', learn.dls, n_batches=2, min_agreement=.8, ranges=qat.ranges)
     assert report.smaller > 3
+    assert report.learnt_ranges == len(qat.ranges) == sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in learn.model.modules())
 
 class Boom(Callback):
     "Keeps the float weights before the third batch is rounded, then raises after its backward pass (before QuantizeCallback's)"
