@@ -18,9 +18,13 @@ files with each other and PyTorch's models (float eager, torchao compiled) with 
 
 Needs the two peers, which are not dependencies of the library: pip install nncf torchao
 
-Writes bench/results/quantize_peers.md and quantize_peers.csv.
+With --compact, each toolkit quantizes the compact model of bench/quantize.py (half of every coupled group's filters
+removed from the trained model, no fine-tuning: its accuracy is not the point) and the dense model's eager latency is
+timed beside them: how much faster compact INT8 runs than the dense model in each runtime.
 
-Usage: python bench/quantize_peers.py [--models cifar-resnet20 cifar-vgg] [--threads 2] [--repeats 20]"""
+Writes bench/results/quantize_peers.md and quantize_peers.csv (with --compact: quantize_peers_compact.md/.csv).
+
+Usage: python bench/quantize_peers.py [--models cifar-resnet20 cifar-vgg] [--threads 2] [--repeats 20] [--compact]"""
 import argparse, copy, tempfile, time, warnings
 from pathlib import Path
 import pandas as pd
@@ -29,7 +33,7 @@ from fasterai_lite.stats import latency_table
 from fasterai_lite.deploy import export_onnx, OnnxModel
 from fasterai_lite.quantize import quantize_onnx, top1_accuracy
 from fasterai_lite.data import cifar_dls
-from quantize import CACHE, RESULTS, CIFAR, dense, calibration, cached_seeds
+from quantize import CACHE, RESULTS, CIFAR, dense, compact, calibration, cached_seeds
 
 def nncf_int8(fp32:Path, out:Path, calib:list) -> Path:
     "NNCF's post-training quantization of the float ONNX file `fp32`, with its defaults, written to `out`"
@@ -64,13 +68,14 @@ class _Compiled(nn.Module):
     def _run(self, c): return self.fn(torch.cat([c, c.new_zeros(self.bs - len(c), *c.shape[1:])]))[:len(c)]
     def forward(self, x): return torch.cat([self._run(c) for c in x.split(self.bs)])
 
-def measure(name:str, seed:int, threads:int, repeats:int, tmp:Path) -> dict:
-    "One row: the trained model of `seed` in 8 bits by each toolkit, its test accuracy, file size, quantize time and batch-32 latency"
+def measure(name:str, seed:int, threads:int, repeats:int, tmp:Path, compacted:bool=False) -> dict:
+    "One row: the trained model of `seed` (or its compact copy) in 8 bits by each toolkit, its test accuracy, file size, quantize time and batch-32 latency"
     torch.set_num_threads(threads)
     dls = cifar_dls(bs=32, augment=False)
     calib = calibration(name, dls, 32)
     x32 = calib[0][0]
-    d = dense(name, seed)
+    trained = dense(name, seed)
+    d = compact(trained, x32[:1]) if compacted else trained  # the float model the toolkits quantize
     export_onnx(d, tmp/'fp32.onnx', x32[:1])
     seconds = {}
     t = time.perf_counter(); quantize_onnx(d, tmp/'ort.onnx', calib, min_agreement=0); seconds['ort'] = time.perf_counter() - t
@@ -83,7 +88,8 @@ def measure(name:str, seed:int, threads:int, repeats:int, tmp:Path) -> dict:
                torchao_acc=100 * top1_accuracy(tao, dls.valid), torchao_rr_acc=100 * top1_accuracy(tao_rr, dls.valid),
                **{f"{k}_quantize_s": v for k, v in seconds.items()},
                **{f"{k}_mb": (tmp/f"{k}.onnx").stat().st_size / 2**20 for k in ('fp32', 'ort', 'nncf')})
-    for models in ({f"{k}_onnxruntime": m for k, m in ort.items()}, {'float_eager': d, 'torchao_compiled': tao, 'torchao_rr_compiled': tao_rr}):
+    dense_eager = {'dense_eager': trained} if compacted else {}
+    for models in ({f"{k}_onnxruntime": m for k, m in ort.items()}, {**dense_eager, 'float_eager': d, 'torchao_compiled': tao, 'torchao_rr_compiled': tao_rr}):
         row.update({f"{k}_bs32_ms": float(v) for k, v in latency_table(models, x32, repeats=repeats)['median'].items()})
     return row
 
@@ -94,12 +100,16 @@ def table(df:pd.DataFrame) -> str:
     for name, g in df.groupby('model'):
         lines.append(f"| {name} | {len(g)} | float | PyTorch eager / ONNX Runtime | {g.float_acc.mean():.2f} | | "
                      f"{g.float_eager_bs32_ms.median():.2f} / {g.fp32_onnxruntime_bs32_ms.median():.2f} | | |")
+        if 'dense_eager_bs32_ms' in g: lines.append(f"| | | dense float (not compact) | PyTorch eager | | | {g.dense_eager_bs32_ms.median():.2f} | | | |")
         for k, runtime, base in (('ort', 'ONNX Runtime', 'fp32_onnxruntime'), ('nncf', 'ONNX Runtime', 'fp32_onnxruntime'),
                                  ('torchao', 'PyTorch (Inductor)', 'float_eager'), ('torchao_rr', 'PyTorch (Inductor)', 'float_eager')):
             ms = g[f"{k}_onnxruntime_bs32_ms" if not k.startswith('torchao') else f'{k}_compiled_bs32_ms']
             diff = g[f"{k}_acc"] - g.float_acc
             lines.append(f"| | | {k} | {runtime} | {g[f'{k}_acc'].mean():.2f} | {diff.mean():+.2f} ({diff.min():+.2f}) | {ms.median():.2f} | "
-                         f"{(g[f'{base}_bs32_ms'] / ms).median():.2f}x | {g[f'{k}_quantize_s'].median():.1f} |")
+                         f"{(g[f'{base}_bs32_ms'] / ms).median():.2f}x | {g[f'{k}_quantize_s'].median():.1f} |"
+                         + (f" {(g.dense_eager_bs32_ms / ms).median():.2f}x |" if 'dense_eager_bs32_ms' in g else ''))
+    if 'dense_eager_bs32_ms' in df:  # the compact models: one more column, against the dense model in eager PyTorch
+        lines[0] += " vs the dense model in eager PyTorch |"; lines[1] += "---|"
     return '\n'.join(lines) + '\n'
 
 if __name__ == '__main__':
@@ -107,6 +117,7 @@ if __name__ == '__main__':
     p.add_argument('--models', nargs='+', default=list(CIFAR), choices=list(CIFAR))
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--repeats', type=int, default=20)
+    p.add_argument('--compact', action='store_true', help="quantize the compact models (half of every group's filters removed)")
     a = p.parse_args()
     warnings.filterwarnings('ignore')
     rows = []
@@ -114,8 +125,9 @@ if __name__ == '__main__':
         seeds = cached_seeds(name)
         if not seeds: raise SystemExit(f"No trained {name} in {CACHE}: run bench/accuracy.py --task {name} --flow trained --configs dense first")
         for seed in seeds:
-            with tempfile.TemporaryDirectory() as tmp: rows.append(measure(name, seed, a.threads, a.repeats, Path(tmp)))
+            with tempfile.TemporaryDirectory() as tmp: rows.append(measure(name, seed, a.threads, a.repeats, Path(tmp), a.compact))
             print({k: round(v, 2) if isinstance(v, float) else v for k, v in rows[-1].items()}, flush=True)
     df = pd.DataFrame(rows)
-    df.to_csv(RESULTS/'quantize_peers.csv', index=False)
-    md = table(df); (RESULTS/'quantize_peers.md').write_text(md); print(md)
+    out = 'quantize_peers_compact' if a.compact else 'quantize_peers'
+    df.to_csv(RESULTS/f'{out}.csv', index=False)
+    md = table(df); (RESULTS/f'{out}.md').write_text(md); print(md)
