@@ -61,6 +61,15 @@ def test_a_model_onnx_cannot_express_is_refused(tmp_path):
         quantize_onnx(Branchy(), tmp_path/'x.onnx', [(torch.rand(8, 4),)])
     assert list(tmp_path.iterdir()) == []
 
+def test_a_learnt_range_that_cannot_be_placed_is_named_and_calibrated(tmp_path):
+    "After an average pool ONNX Runtime gives a layer's input the grid of the pool's input: that range is calibrated, with a warning"
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(8, 4, 3), nn.Flatten(), nn.Linear(4 * 5 * 5, 3)).eval()
+    ranges = {'0': (-2., 2.), '3': (0., 1.), '5': (0., 4.)}
+    with pytest.warns(UserWarning, match=r"No input tensor found in the ONNX graph for \['3'\]: calibrated instead"):
+        r = quantize_onnx(model, tmp_path/'x.onnx', [(torch.randn(16, 3, 16, 16),)], min_agreement=0, ranges=ranges)
+    assert r.learnt_ranges == 2
+
 def learner(folder):
     set_seed(0)
     dls = ImageDataLoaders.from_folder(folder, valid_pct=0.2, seed=0, bs=32, num_workers=0, item_tfms=Resize(32),
