@@ -70,7 +70,7 @@ def _layer_of(node, consts:dict, linears:dict) -> str|None:
     "Name of the conv or Linear that an ONNX `node` computes: from its weight's name, or, for a MatMul, the Linear whose weight it holds transposed"
     if node.op_type not in ('Conv', 'Gemm', 'MatMul') or len(node.input) < 2: return None
     if node.input[1].endswith('.weight'): return node.input[1].removesuffix('.weight')
-    if node.input[1] not in consts: return None
+    if not linears or node.input[1] not in consts: return None  # no Linear to look for: no weight to convert
     w = _require('onnx').numpy_helper.to_array(consts[node.input[1]])
     return next((k for k, l in linears.items() if w.shape == l.weight.shape[::-1] and np.array_equal(w, l.weight.detach().numpy().T)), None)
 
