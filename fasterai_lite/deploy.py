@@ -75,7 +75,7 @@ def _require(module:str):
     "Import `module`, which the `deploy` extra installs, or say how to get it"
     try: return importlib.import_module(module)
     except ImportError as e:
-        raise ImportError(f"{module} is not installed: ONNX export needs the deploy extra, pip install \"fasterai_lite[deploy]\"") from e
+        raise ImportError(f"{module} is not installed: it comes with the deploy extra, pip install \"fasterai_lite[deploy]\"") from e
 
 def _where(model:nn.Module, w:warnings.WarningMessage) -> str:
     "The module (by name) whose `forward` holds the line a tracer warning points at, or the file and line"

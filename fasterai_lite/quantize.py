@@ -4,10 +4,11 @@
 
 # %% ../nbs/14a_quantize.ipynb #d55c978a
 from __future__ import annotations
-import copy, math, os, tempfile, warnings
+import copy, io, math, os, tempfile, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn
+import torch._inductor.config as inductor_config
 from torch import Tensor
 from fastcore.basics import *
 from fastai.data.core import DataLoaders
@@ -15,11 +16,12 @@ from fastai.torch_core import get_model
 from .core.checks import check_int, check_range, check_positive, layer_types
 from .graph import plain_inputs, inputs_for, model_outputs
 from .prune import relative_difference
-from .deploy import export_onnx, OnnxModel, _require
+from .deploy import export_onnx, fold_batchnorms, OnnxModel, _require
 from .callback import SparsifyCallback, CleanCallback, only_evaluating
 
 # %% auto #0
-__all__ = ['calibration_batches', 'class_agreement', 'top1_accuracy', 'quantize_onnx', 'QuantizeCallback']
+__all__ = ['calibration_batches', 'class_agreement', 'top1_accuracy', 'quantize_onnx', 'InductorModel', 'quantize_inductor',
+           'QuantizeCallback']
 
 # %% ../nbs/14a_quantize.ipynb #c4bde68e
 def calibration_batches(
@@ -169,6 +171,122 @@ def quantize_onnx(
                           samples=sum(len(b[0]) for b in batches), agreement=same, max_difference=diff, weights=weights,
                           activations=activations, per_channel=per_channel, reduce_range=reduce_range, method=method,
                           learnt_ranges=len(ranges) - len(missing)), dtype=object)
+
+# %% ../nbs/14a_quantize.ipynb #94506884
+def _regrouped(batches:list, bs:int) -> list[tuple]:
+    "The samples of `batches` in batches of exactly `bs` (a last, shorter one dropped)"
+    xs = [torch.cat(c) for c in zip(*batches)]
+    return [tuple(x[i:i + bs] for x in xs) for i in range(0, len(xs[0]) - bs + 1, bs)]
+
+def _program_mb(program) -> float:
+    "Size of an `ExportedProgram` as `torch.export.save` writes it, in MiB"
+    buf = io.BytesIO(); torch.export.save(program, buf)
+    return buf.getbuffer().nbytes / 2**20
+
+def _without_unread(gm:nn.Module) -> nn.Module:
+    "`gm` (a graph module) without the parameters and buffers its graph does not read: `convert_pt2e` leaves the float weights beside their 8-bit copies"
+    read = {n.target for n in gm.graph.nodes if n.op == 'get_attr'}
+    for name in [k for k, _ in [*gm.named_parameters(), *gm.named_buffers()] if k not in read]:
+        owner, _, attr = name.rpartition('.')
+        delattr(gm.get_submodule(owner), attr)
+    return gm
+
+class _ScaleShift(nn.Module):
+    "An eval-mode BatchNorm as what it computes: a scale and a shift per channel (dimension 1)"
+    def __init__(self, bn:nn.Module):
+        super().__init__()
+        scale = torch.rsqrt(bn.running_var + bn.eps) * (bn.weight if bn.weight is not None else 1)
+        self.register_buffer('scale', scale.detach().clone())
+        self.register_buffer('shift', ((bn.bias if bn.bias is not None else 0) - bn.running_mean * scale).detach().clone())
+    def forward(self, x): return torch.addcmul(self.shift.reshape(1, -1, *[1] * (x.ndim - 2)), x, self.scale.reshape(1, -1, *[1] * (x.ndim - 2)))
+
+def _without_batchnorms(model:nn.Module, xs:tuple) -> nn.Module:
+    "An eval copy of `model`: BatchNorms folded into the layers before them, the others as `_ScaleShift` (torchao's convert is slow on any)"
+    folded, _ = fold_batchnorms(model, xs)
+    for name, m in list(folded.named_modules()):
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_var is not None: folded.set_submodule(name, _ScaleShift(m))
+    return folded
+
+# %% ../nbs/14a_quantize.ipynb #039c4c74
+class InductorModel(nn.Module):
+    "An 8-bit program of torchao's PT2E flow compiled by Inductor, called like the model it came from, `batch_size` samples at a time"
+    def __init__(self,
+        program,  # A `torch.export.ExportedProgram` exported for one batch size, or the `.pt2` file `save` wrote
+    ):
+        super().__init__()
+        if not isinstance(program, torch.export.ExportedProgram):
+            _require('torchao.quantization.pt2e.quantize_pt2e')  # registers the quantized ops a file holds
+            program = torch.export.load(str(program))
+        inputs = [n.meta['val'] for n in program.graph.nodes if n.op == 'placeholder' and n.name in program.graph_signature.user_inputs]
+        self.program, self.shapes, self.batch_size = program, [tuple(v.shape[1:]) for v in inputs], int(inputs[0].shape[0])
+        with inductor_config.patch(freezing=True), torch.no_grad(), warnings.catch_warnings():  # freezing: Inductor packs the constant weights into its 8-bit kernels
+            warnings.filterwarnings('ignore', 'To copy construct from a tensor', UserWarning)  # raised inside Inductor's oneDNN lowering, not by the model
+            fn = torch.compile(program.module())
+            fn(*[torch.zeros(v.shape, dtype=v.dtype) for v in inputs])  # compiled here, with freezing, not in a user's first call
+        object.__setattr__(self, 'fn', fn)  # not a submodule: an exported graph refuses train() and eval()
+
+    def _run(self, xs:tuple):
+        n, pad = len(xs[0]), self.batch_size - len(xs[0])
+        out = self.fn(*[torch.cat([x, x.new_zeros(pad, *x.shape[1:])]) if pad else x for x in xs])
+        return tuple(o[:n] for o in out) if isinstance(out, (tuple, list)) else out[:n]
+
+    @torch.no_grad()
+    def forward(self, *xs):
+        shapes = [tuple(x.shape[1:]) for x in xs]
+        if shapes != self.shapes: raise ValueError(f"The program takes inputs of shapes (batch, *{self.shapes}), got {shapes}")
+        outs = [self._run(c) for c in zip(*[x.cpu().split(self.batch_size) for x in plain_inputs(xs)])]
+        return tuple(map(torch.cat, zip(*outs))) if isinstance(outs[0], tuple) else torch.cat(outs)
+
+    def save(self,
+        path,  # The `.pt2` file to write
+    ) -> Path:
+        "Write the 8-bit program to `path` (`torch.export.save`), whole or not at all"
+        path = Path(path)
+        if not path.parent.is_dir(): raise ValueError(f"Cannot write {str(path)!r}: the folder {str(path.parent)!r} does not exist")
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+            torch.export.save(self.program, Path(tmp)/'int8.pt2'); os.replace(Path(tmp)/'int8.pt2', path)
+        return path
+
+# %% ../nbs/14a_quantize.ipynb #0abb457d
+def quantize_inductor(
+    model:nn.Module,           # The model (dense, sparse or compact); it is not modified
+    calibration,               # Calibration data: a fastai `DataLoader`/`DataLoaders`, or `calibration_batches`' list
+    n_batches:int=8,           # Batches taken from a `DataLoader` to calibrate with
+    batch_size:int|None=None,  # Samples per call of the compiled program (inputs are split, the last chunk padded); None: the calibration batches'
+    reduce_range:bool=True,    # 7-bit activations: no overflow in the 8-bit kernels of CPUs without VNNI
+    min_agreement:float=.95,   # Least share of calibration samples that must keep their predicted class
+    rtol:float=.1,             # For outputs that are not class scores: the largest difference allowed, relative to the largest output
+) -> InductorModel:
+    "`model` in 8 bits by torchao's PT2E flow for x86 CPUs (static, calibrated), compiled by Inductor, checked against the float model; its `report`"
+    check_range(min_agreement, 'min_agreement', 0, 1); check_positive(rtol, 'rtol'); check_int(batch_size, 'batch_size')
+    pt2e = _require('torchao.quantization.pt2e.quantize_pt2e')
+    x86 = _require('torchao.quantization.pt2e.quantizer.x86_inductor_quantizer')
+    batches = calibration if isinstance(calibration, list) else calibration_batches(calibration, n_batches)
+    if not batches: raise ValueError("No calibration data: the list of batches is empty")
+    start, ref = time.perf_counter(), copy.deepcopy(model).cpu().float().eval()
+    inputs_for(ref, batches[0])  # a batch that does not fit the model is refused here, naming its shapes
+    cpu = _without_batchnorms(ref, batches[0])
+    bs, n = batch_size or len(batches[0][0]), sum(len(b[0]) for b in batches)
+    if bs > n: raise ValueError(f"batch_size must be at most the {n} calibration samples, got {bs}")
+    groups = _regrouped(batches, bs)
+    quantizer = x86.X86InductorQuantizer().set_global(x86.get_default_x86_inductor_quantization_config(reduce_range=reduce_range))
+    try: float_program = torch.export.export(cpu, groups[0], strict=True)  # strict: each call of a module used twice (a ResNet's relu) is its own node for the quantizer
+    except Exception as e: raise ValueError(f"torch.export cannot capture {type(cpu).__name__} as one graph: {str(e).splitlines()[0]}") from e
+    observed = pt2e.prepare_pt2e(float_program.module(), quantizer)
+    with torch.no_grad():
+        for xs in groups: observed(*xs)
+    program = torch.export.export(_without_unread(pt2e.convert_pt2e(observed)), groups[0], strict=True)
+    int8 = InductorModel(program)
+    same, diff = class_agreement(ref, int8, batches)
+    if not math.isnan(same) and same < min_agreement:
+        raise RuntimeError(f"The 8-bit model keeps the predicted class of {same:.1%} of the calibration samples, less than min_agreement={min_agreement:g}")
+    if math.isnan(same) and diff > rtol:
+        raise RuntimeError(f"The 8-bit model's outputs differ from the float model's by {diff:.3g} (relative), more than rtol={rtol:g}")
+    size_mb, float_mb = _program_mb(program), _program_mb(float_program)
+    int8.report = pd.Series(dict(size_mb=round(size_mb, 3), float_size_mb=round(float_mb, 3), smaller=round(float_mb / size_mb, 2),
+                                 samples=n, agreement=same, max_difference=diff, batch_size=bs, reduce_range=reduce_range,
+                                 seconds=round(time.perf_counter() - start, 1)), dtype=object)
+    return int8
 
 # %% ../nbs/14a_quantize.ipynb #1aded747
 def _weight_grid(w:Tensor, reduce_range:bool) -> Tensor:
