@@ -7,7 +7,9 @@ Models: resnet18 and mobilenet_v2 (torchvision, weights=None: nothing is downloa
 coupled group removed (`Sparsifier(..., 'filter', 'local', 'large_final', coupled=True)` then `Pruner`): about 4x fewer
 MACs, the shape a 4x pruning run ends with (its accuracy needs the recovery fit of `bench/accuracy.py`, so only the
 dense model's accuracy is measured here). INT8 is `quantize_onnx` with its defaults (static, QDQ, weights per channel on
-a 7-bit range, activations per tensor, MinMax calibration on 8 batches of 32 training images). The low-rank row
+a 7-bit range, activations per tensor, MinMax calibration on 8 batches of 32 training images), and, for PyTorch on
+x86, `quantize_inductor` on the same batches (torchao's PT2E flow with 7-bit activations, compiled by Inductor; a
+program for batch 32 and one for batch 1, timed in the PyTorch loop beside the dense model). The low-rank row
 replaces the Linears of the model by their SVD factors at 90% energy (`low_rank`), shown where that saves at least 10%
 of the model's parameters (the VGG's classifier; not the small heads of the others), and then also the compact model
 with its Linears low-rank, in INT8: the smallest file.
@@ -16,7 +18,8 @@ Latency: milliseconds of one forward pass at batch 1 and 32, medians of interlea
 eager and ONNX Runtime on --threads threads, the eager models interleaved with each other and the ONNX Runtime ones
 with each other, one loop after the other (interleaved with PyTorch, whose OpenMP threads spin on for a while after
 each call, ONNX Runtime's threads lose time: up to 1.6x on the CIFAR VGG's INT8 file). File size: the ONNX file. Accuracy (trained CIFAR models only): the
-2,000 test images, FP32 in PyTorch and INT8 in ONNX Runtime, per seed.
+2,000 test images, FP32 in PyTorch, INT8 in ONNX Runtime and through Inductor, per seed. File size of the Inductor
+path: the `.pt2` program that `InductorModel.save` writes.
 
 Writes bench/results/quantize.md, quantize.csv (one row per model and seed) and quantize_profile.csv (time per operator type).
 
@@ -28,7 +31,7 @@ from fasterai_lite.sparsifier import Sparsifier
 from fasterai_lite.prune import Pruner
 from fasterai_lite.stats import latency_table, macs
 from fasterai_lite.deploy import export_onnx, OnnxModel
-from fasterai_lite.quantize import quantize_onnx, calibration_batches, top1_accuracy
+from fasterai_lite.quantize import quantize_onnx, quantize_inductor, calibration_batches, top1_accuracy
 from fasterai_lite.lowrank import low_rank
 from fasterai_lite.data import cifar_dls, vgg_cifar, resnet20
 
@@ -73,17 +76,20 @@ def measure(name:str, seed:int|None, threads:int, repeats:int, tmp:Path) -> dict
         files['lowrank'] = export_onnx(lr, tmp/'lowrank.onnx', x1)
         files['compact_lowrank_int8'] = quantize_onnx(low_rank(c, energy=.9)[0], tmp/'compact_lowrank_int8.onnx', calib, min_agreement=0)
     runtimes = {k: OnnxModel(tmp/f"{k}.onnx", threads) for k in files}
+    inductor = {bs: quantize_inductor(c, calib, batch_size=bs, min_agreement=0) for bs in (1, 32)}
     row = dict(model=name, seed=seed, macs_ratio=macs(d, x1) / macs(c, x1),
-               **{f"{k}_mb": float(r['size_mb']) for k, r in files.items()},
+               **{f"{k}_mb": float(r['size_mb']) for k, r in files.items()}, compact_inductor_mb=float(inductor[32].report.size_mb),
+               compact_inductor_agreement=inductor[32].report.agreement, compact_inductor_s=float(inductor[32].report.seconds),
                dense_int8_agreement=files['dense_int8'].agreement, compact_int8_agreement=files['compact_int8'].agreement)
     for bs, x in ((1, x1), (32, x32)):  # PyTorch and ONNX Runtime in loops of their own: PyTorch's OpenMP threads spin on after
-        for models in ({'dense_eager': d, 'compact_eager': c}, {f"{k}_ort": m for k, m in runtimes.items()}):  # a call, and slow the next
+        for models in ({'dense_eager': d, 'compact_eager': c, 'compact_inductor': inductor[bs]}, {f"{k}_ort": m for k, m in runtimes.items()}):  # a call, and slow the next
             t = latency_table(models, x, repeats=repeats)
             row.update({f"{k}_bs{bs}_ms": float(v) for k, v in t['median'].items()})
     row['ops'] = (op_profile(tmp/'compact.onnx', x32, threads), op_profile(tmp/'compact_int8.onnx', x32, threads))
     row['profile'] = profile_table(name, *row['ops'])
     if seed is not None:
-        row.update(dense_acc=100 * top1_accuracy(d, dls.valid), dense_int8_acc=100 * top1_accuracy(runtimes['dense_int8'], dls.valid))
+        row.update(dense_acc=100 * top1_accuracy(d, dls.valid), dense_int8_acc=100 * top1_accuracy(runtimes['dense_int8'], dls.valid),
+                   dense_inductor_acc=100 * top1_accuracy(quantize_inductor(d, calib, min_agreement=0), dls.valid))
         if 'lowrank' in runtimes: row['lowrank_acc'] = 100 * top1_accuracy(runtimes['lowrank'], dls.valid)
     return row
 
@@ -115,17 +121,21 @@ def profile_table(name:str, fp32:dict, int8:dict) -> str:
 
 def table(rows:list) -> str:
     out = ["| model | seed | MACs ratio | file MB: dense / compact / compact INT8 | smaller | bs 32 ms: dense eager / compact ORT / compact INT8 ORT | "
-           "INT8 vs compact FP32 (ORT, bs 32) | compact INT8 vs dense eager (bs 32) | bs 1 ms: dense eager / compact INT8 ORT | dense acc: FP32 / INT8 | low-rank FP32: MB, acc (no fine-tuning) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "INT8 vs compact FP32 (ORT, bs 32) | compact INT8 vs dense eager (bs 32) | bs 1 ms: dense eager / compact INT8 ORT | "
+           "Inductor INT8: MB, smaller, bs 32 ms, vs compact eager, vs dense eager, bs 1 ms | dense acc: FP32 / INT8 ORT / INT8 Inductor | low-rank FP32: MB, acc (no fine-tuning) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        acc = f"{r['dense_acc']:.2f} / {r['dense_int8_acc']:.2f}" if 'dense_acc' in r else '-'
+        acc = f"{r['dense_acc']:.2f} / {r['dense_int8_acc']:.2f} / {r['dense_inductor_acc']:.2f}" if 'dense_acc' in r else '-'
+        ind = (f"{r['compact_inductor_mb']:.2f}, {r['dense_mb'] / r['compact_inductor_mb']:.1f}x, {r['compact_inductor_bs32_ms']:.1f}, "
+               f"{r['compact_eager_bs32_ms'] / r['compact_inductor_bs32_ms']:.2f}x, **{r['dense_eager_bs32_ms'] / r['compact_inductor_bs32_ms']:.2f}x**, "
+               f"{r['compact_inductor_bs1_ms']:.2f}")
         lowrank = (f"{r['lowrank_mb']:.2f}, {r.get('lowrank_acc', float('nan')):.2f}; compact + low-rank INT8: {r['compact_lowrank_int8_mb']:.2f} MB "
                    f"({r['dense_mb'] / r['compact_lowrank_int8_mb']:.1f}x smaller), {r['compact_lowrank_int8_ort_bs32_ms']:.1f} ms" if 'lowrank_mb' in r else '-')
         out.append(f"| {r['model']} | {r['seed'] if r['seed'] is not None else '-'} | {r['macs_ratio']:.2f} | "
                    f"{r['dense_mb']:.2f} / {r['compact_mb']:.2f} / {r['compact_int8_mb']:.2f} | {r['dense_mb'] / r['compact_int8_mb']:.1f}x | "
                    f"{r['dense_eager_bs32_ms']:.1f} / {r['compact_ort_bs32_ms']:.1f} / {r['compact_int8_ort_bs32_ms']:.1f} | "
                    f"{r['compact_ort_bs32_ms'] / r['compact_int8_ort_bs32_ms']:.2f}x | {r['dense_eager_bs32_ms'] / r['compact_int8_ort_bs32_ms']:.2f}x | "
-                   f"{r['dense_eager_bs1_ms']:.2f} / {r['compact_int8_ort_bs1_ms']:.2f} | {acc} | {lowrank} |")
+                   f"{r['dense_eager_bs1_ms']:.2f} / {r['compact_int8_ort_bs1_ms']:.2f} | {ind} | {acc} | {lowrank} |")
     return '\n'.join(out)
 
 if __name__ == '__main__':

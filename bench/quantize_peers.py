@@ -7,16 +7,17 @@ For each trained dense CIFAR model of `bench/accuracy.py --flow trained` found i
 - `nncf`: NNCF's post-training `nncf.quantize` on the same float ONNX file (its defaults: the performance preset,
   symmetric int8, per-channel weights, bias correction), the file run in ONNX Runtime;
 - `torchao`: torchao's PT2E flow with its x86 Inductor quantizer (`X86InductorQuantizer`, its default static
-  config), then `torch.compile` with Inductor's freezing, which lowers the quantized graph to its int8 kernels;
+  config), then `torch.compile` with Inductor's freezing, which lowers the quantized graph to its int8 kernels: the
+  library's `quantize_inductor(..., reduce_range=False)`;
 - `torchao_rr`: the same with the config's `reduce_range=True` (7-bit activations), the setting `quantize_onnx` uses by
-  default for its weights because the 8-bit kernels of CPUs without VNNI can overflow.
+  default for its weights because the 8-bit kernels of CPUs without VNNI can overflow: `quantize_inductor`'s default.
 
 Reported per model and seed: test accuracy (the 2,000 test images) of the float model and of each INT8 model, and the
 milliseconds of one forward pass at batch 32 on --threads threads, medians of interleaved rounds, ONNX Runtime's
 files with each other and PyTorch's models (float eager, torchao compiled) with each other, one loop after the other
 (as bench/quantize.py does). Also the time each toolkit takes to quantize (torchao: with its compilation).
 
-Needs the two peers, which are not dependencies of the library: pip install nncf torchao
+Needs NNCF, which is not a dependency of the library: pip install nncf (torchao comes with the deploy extra)
 
 With --compact, each toolkit quantizes the compact model of bench/quantize.py (half of every coupled group's filters
 removed from the trained model, no fine-tuning: its accuracy is not the point) and the dense model's eager latency is
@@ -25,13 +26,13 @@ timed beside them: how much faster compact INT8 runs than the dense model in eac
 Writes bench/results/quantize_peers.md and quantize_peers.csv (with --compact: quantize_peers_compact.md/.csv).
 
 Usage: python bench/quantize_peers.py [--models cifar-resnet20 cifar-vgg] [--threads 2] [--repeats 20] [--compact]"""
-import argparse, copy, tempfile, time, warnings
+import argparse, tempfile, time, warnings
 from pathlib import Path
 import pandas as pd
-import torch, torch.nn as nn
+import torch
 from fasterai_lite.stats import latency_table
 from fasterai_lite.deploy import export_onnx, OnnxModel
-from fasterai_lite.quantize import quantize_onnx, top1_accuracy
+from fasterai_lite.quantize import quantize_onnx, quantize_inductor, top1_accuracy
 from fasterai_lite.data import cifar_dls
 from quantize import CACHE, RESULTS, CIFAR, dense, compact, calibration, cached_seeds
 
@@ -43,30 +44,6 @@ def nncf_int8(fp32:Path, out:Path, calib:list) -> Path:
     data = nncf.Dataset(calib, lambda b: {name: b[0].numpy()})
     onnx.save(nncf.quantize(model, data, subset_size=len(calib)), str(out))
     return out
-
-def torchao_int8(model:nn.Module, calib:list, reduce_range:bool=False) -> nn.Module:
-    "torchao's PT2E static quantization for x86 (its default config, or with a 7-bit range), compiled by Inductor with freezing"
-    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, convert_pt2e
-    import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
-    import torch._inductor.config as inductor
-    inductor.freezing = True  # constant weights: Inductor folds them into its int8 kernels
-    quantizer = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config(reduce_range=reduce_range))
-    exported = torch.export.export(copy.deepcopy(model).eval(), (calib[0][0],)).module()
-    prepared = prepare_pt2e(exported, quantizer)
-    with torch.no_grad():
-        for b in calib: prepared(*b)
-    converted = convert_pt2e(prepared)
-    compiled = torch.compile(converted)
-    with torch.no_grad(): compiled(calib[0][0])  # compile now, not in the first timed call
-    return compiled
-
-class _Compiled(nn.Module):
-    "A compiled torchao graph called like a model, on `bs` samples at a time (exported for one batch size: a short last chunk is padded)"
-    def __init__(self, fn, bs:int):
-        super().__init__(); self.bs = bs
-        object.__setattr__(self, 'fn', fn)  # not a submodule: an exported graph refuses train() and eval()
-    def _run(self, c): return self.fn(torch.cat([c, c.new_zeros(self.bs - len(c), *c.shape[1:])]))[:len(c)]
-    def forward(self, x): return torch.cat([self._run(c) for c in x.split(self.bs)])
 
 def measure(name:str, seed:int, threads:int, repeats:int, tmp:Path, compacted:bool=False) -> dict:
     "One row: the trained model of `seed` (or its compact copy) in 8 bits by each toolkit, its test accuracy, file size, quantize time and batch-32 latency"
@@ -80,8 +57,8 @@ def measure(name:str, seed:int, threads:int, repeats:int, tmp:Path, compacted:bo
     seconds = {}
     t = time.perf_counter(); quantize_onnx(d, tmp/'ort.onnx', calib, min_agreement=0); seconds['ort'] = time.perf_counter() - t
     t = time.perf_counter(); nncf_int8(tmp/'fp32.onnx', tmp/'nncf.onnx', calib); seconds['nncf'] = time.perf_counter() - t
-    t = time.perf_counter(); tao = _Compiled(torchao_int8(d, calib), 32); seconds['torchao'] = time.perf_counter() - t
-    t = time.perf_counter(); tao_rr = _Compiled(torchao_int8(d, calib, reduce_range=True), 32); seconds['torchao_rr'] = time.perf_counter() - t
+    t = time.perf_counter(); tao = quantize_inductor(d, calib, reduce_range=False, min_agreement=0); seconds['torchao'] = time.perf_counter() - t
+    t = time.perf_counter(); tao_rr = quantize_inductor(d, calib, min_agreement=0); seconds['torchao_rr'] = time.perf_counter() - t
     ort = {k: OnnxModel(tmp/f"{k}.onnx", threads) for k in ('fp32', 'ort', 'nncf')}
     row = dict(model=name, seed=seed, float_acc=100 * top1_accuracy(d, dls.valid),
                **{f"{k}_acc": 100 * top1_accuracy(m, dls.valid) for k, m in ort.items() if k != 'fp32'},

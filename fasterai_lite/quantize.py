@@ -107,6 +107,13 @@ def class_agreement(
         if a[0].ndim == 2 and a[0].shape[1] > 1: same += int((a[0].argmax(1) == b[0].argmax(1)).sum()); n += len(a[0])
     return (same / n if n else float('nan')), diff
 
+def _check_agreement(same:float, diff:float, min_agreement:float, rtol:float, outcome:str=''):
+    "Raise when fewer than `min_agreement` of the samples keep their class or, for outputs that are not class scores, the difference is above `rtol`"
+    if not math.isnan(same) and same < min_agreement:
+        raise RuntimeError(f"The 8-bit model keeps the predicted class of {same:.1%} of the calibration samples, less than min_agreement={min_agreement:g}{outcome}")
+    if math.isnan(same) and diff > rtol:
+        raise RuntimeError(f"The 8-bit model's outputs differ from the float model's by {diff:.3g} (relative), more than rtol={rtol:g}{outcome}")
+
 @torch.no_grad()
 def top1_accuracy(
     model:nn.Module,  # A PyTorch model or an `OnnxModel`
@@ -159,11 +166,7 @@ def quantize_onnx(
                           weight_type=getattr(q.QuantType, _TYPES[weights]), calibrate_method=getattr(q.CalibrationMethod, _METHODS[method]),
                           extra_options={'TensorQuantOverrides': overrides} if overrides else None)
         same, diff = class_agreement(cpu, OnnxModel(int8), batches)
-        if not math.isnan(same) and same < min_agreement:
-            raise RuntimeError(f"The 8-bit model keeps the predicted class of {same:.1%} of the calibration samples, less than "
-                               f"min_agreement={min_agreement:g}: nothing written (a range stretched by a few large values is the usual cause: see method)")
-        if math.isnan(same) and diff > rtol:
-            raise RuntimeError(f"The 8-bit model's outputs differ from the float model's by {diff:.3g} (relative), more than rtol={rtol:g}: nothing written")
+        _check_agreement(same, diff, min_agreement, rtol, ": nothing written (a range stretched by a few large values is the usual cause: see method)")
         os.replace(int8, path)
         float_mb = fp32.stat().st_size / 2**20
     size_mb = path.stat().st_size / 2**20
@@ -207,6 +210,20 @@ def _without_batchnorms(model:nn.Module, xs:tuple) -> nn.Module:
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_var is not None: folded.set_submodule(name, _ScaleShift(m))
     return folded
 
+def _pt2e_programs(model:nn.Module, groups:list, reduce_range:bool) -> tuple:
+    "The float program of `model` and its 8-bit program: torchao's x86 quantizer, observed on the input tuples `groups`"
+    pt2e = _require('torchao.quantization.pt2e.quantize_pt2e')
+    x86 = _require('torchao.quantization.pt2e.quantizer.x86_inductor_quantizer')
+    quantizer = x86.X86InductorQuantizer().set_global(x86.get_default_x86_inductor_quantization_config(reduce_range=reduce_range))
+    try: float_program = torch.export.export(model, groups[0], strict=True)  # strict: each call of a module used twice (a ResNet's relu) is its own node for the quantizer
+    except Exception as e: raise ValueError(f"torch.export cannot capture {type(model).__name__} as one graph: {str(e).splitlines()[0]}") from e
+    observed = pt2e.prepare_pt2e(float_program.module(), quantizer)
+    with torch.no_grad():
+        for xs in groups: observed(*xs)
+    program = torch.export.export(_without_unread(pt2e.convert_pt2e(observed)), groups[0], strict=True)
+    program.example_inputs = float_program.example_inputs = None  # a program's file would hold a batch of calibration data (all of it, as views)
+    return float_program, program
+
 # %% ../nbs/14a_quantize.ipynb #039c4c74
 class InductorModel(nn.Module):
     "An 8-bit program of torchao's PT2E flow compiled by Inductor, called like the model it came from, `batch_size` samples at a time"
@@ -227,7 +244,8 @@ class InductorModel(nn.Module):
 
     def _run(self, xs:tuple):
         n, pad = len(xs[0]), self.batch_size - len(xs[0])
-        out = self.fn(*[torch.cat([x, x.new_zeros(pad, *x.shape[1:])]) if pad else x for x in xs])
+        with inductor_config.patch(freezing=True):  # read at each call too: without it the graph runs unfrozen, twice as slow
+            out = self.fn(*[torch.cat([x, x.new_zeros(pad, *x.shape[1:])]) if pad else x for x in xs])
         return tuple(o[:n] for o in out) if isinstance(out, (tuple, list)) else out[:n]
 
     @torch.no_grad()
@@ -259,8 +277,6 @@ def quantize_inductor(
 ) -> InductorModel:
     "`model` in 8 bits by torchao's PT2E flow for x86 CPUs (static, calibrated), compiled by Inductor, checked against the float model; its `report`"
     check_range(min_agreement, 'min_agreement', 0, 1); check_positive(rtol, 'rtol'); check_int(batch_size, 'batch_size')
-    pt2e = _require('torchao.quantization.pt2e.quantize_pt2e')
-    x86 = _require('torchao.quantization.pt2e.quantizer.x86_inductor_quantizer')
     batches = calibration if isinstance(calibration, list) else calibration_batches(calibration, n_batches)
     if not batches: raise ValueError("No calibration data: the list of batches is empty")
     start, ref = time.perf_counter(), copy.deepcopy(model).cpu().float().eval()
@@ -269,19 +285,10 @@ def quantize_inductor(
     bs, n = batch_size or len(batches[0][0]), sum(len(b[0]) for b in batches)
     if bs > n: raise ValueError(f"batch_size must be at most the {n} calibration samples, got {bs}")
     groups = _regrouped(batches, bs)
-    quantizer = x86.X86InductorQuantizer().set_global(x86.get_default_x86_inductor_quantization_config(reduce_range=reduce_range))
-    try: float_program = torch.export.export(cpu, groups[0], strict=True)  # strict: each call of a module used twice (a ResNet's relu) is its own node for the quantizer
-    except Exception as e: raise ValueError(f"torch.export cannot capture {type(cpu).__name__} as one graph: {str(e).splitlines()[0]}") from e
-    observed = pt2e.prepare_pt2e(float_program.module(), quantizer)
-    with torch.no_grad():
-        for xs in groups: observed(*xs)
-    program = torch.export.export(_without_unread(pt2e.convert_pt2e(observed)), groups[0], strict=True)
+    float_program, program = _pt2e_programs(cpu, groups, reduce_range)
     int8 = InductorModel(program)
     same, diff = class_agreement(ref, int8, batches)
-    if not math.isnan(same) and same < min_agreement:
-        raise RuntimeError(f"The 8-bit model keeps the predicted class of {same:.1%} of the calibration samples, less than min_agreement={min_agreement:g}")
-    if math.isnan(same) and diff > rtol:
-        raise RuntimeError(f"The 8-bit model's outputs differ from the float model's by {diff:.3g} (relative), more than rtol={rtol:g}")
+    _check_agreement(same, diff, min_agreement, rtol)
     size_mb, float_mb = _program_mb(program), _program_mb(float_program)
     int8.report = pd.Series(dict(size_mb=round(size_mb, 3), float_size_mb=round(float_mb, 3), smaller=round(float_mb / size_mb, 2),
                                  samples=n, agreement=same, max_difference=diff, batch_size=bs, reduce_range=reduce_range,
