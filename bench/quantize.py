@@ -9,7 +9,9 @@ MACs, the shape a 4x pruning run ends with (its accuracy needs the recovery fit 
 dense model's accuracy is measured here). INT8 is `quantize_onnx` with its defaults (static, QDQ, weights per channel on
 a 7-bit range, activations per tensor, MinMax calibration on 8 batches of 32 training images), and, for PyTorch on
 x86, `quantize_inductor` on the same batches (torchao's PT2E flow with 7-bit activations, compiled by Inductor; a
-program for batch 32 and one for batch 1, timed in the PyTorch loop beside the dense model). The low-rank row
+program for batch 32 and one for batch 1, timed in the PyTorch loop beside the dense model; and, to tell what the 8 bits
+bring from what compiling brings, the compact float model compiled the same way: exported, BatchNorms folded, run
+by `InductorModel`). The low-rank row
 replaces the Linears of the model by their SVD factors at 90% energy (`low_rank`), shown where that saves at least 10%
 of the model's parameters (the VGG's classifier; not the small heads of the others), and then also the compact model
 with its Linears low-rank, in INT8: the smallest file.
@@ -30,8 +32,8 @@ import torch, torch.nn as nn, torch.nn.functional as F, torchvision
 from fasterai_lite.sparsifier import Sparsifier
 from fasterai_lite.prune import Pruner
 from fasterai_lite.stats import latency_table, macs
-from fasterai_lite.deploy import export_onnx, OnnxModel
-from fasterai_lite.quantize import quantize_onnx, quantize_inductor, calibration_batches, top1_accuracy
+from fasterai_lite.deploy import export_onnx, fold_batchnorms, OnnxModel
+from fasterai_lite.quantize import quantize_onnx, quantize_inductor, InductorModel, calibration_batches, top1_accuracy
 from fasterai_lite.lowrank import low_rank
 from fasterai_lite.data import cifar_dls, vgg_cifar, resnet20
 
@@ -77,12 +79,14 @@ def measure(name:str, seed:int|None, threads:int, repeats:int, tmp:Path) -> dict
         files['compact_lowrank_int8'] = quantize_onnx(low_rank(c, energy=.9)[0], tmp/'compact_lowrank_int8.onnx', calib, min_agreement=0)
     runtimes = {k: OnnxModel(tmp/f"{k}.onnx", threads) for k in files}
     inductor = {bs: quantize_inductor(c, calib, batch_size=bs, min_agreement=0) for bs in (1, 32)}
+    compiled = InductorModel(torch.export.export(fold_batchnorms(c, x32)[0], (x32,), strict=True))  # the float model, compiled the same way
     row = dict(model=name, seed=seed, macs_ratio=macs(d, x1) / macs(c, x1),
                **{f"{k}_mb": float(r['size_mb']) for k, r in files.items()}, compact_inductor_mb=float(inductor[32].report.size_mb),
                compact_inductor_agreement=inductor[32].report.agreement, compact_inductor_s=float(inductor[32].report.seconds),
                dense_int8_agreement=files['dense_int8'].agreement, compact_int8_agreement=files['compact_int8'].agreement)
     for bs, x in ((1, x1), (32, x32)):  # PyTorch and ONNX Runtime in loops of their own: PyTorch's OpenMP threads spin on after
-        for models in ({'dense_eager': d, 'compact_eager': c, 'compact_inductor': inductor[bs]}, {f"{k}_ort": m for k, m in runtimes.items()}):  # a call, and slow the next
+        compiled_float = {'compact_compiled': compiled} if bs == 32 else {}
+        for models in ({'dense_eager': d, 'compact_eager': c, **compiled_float, 'compact_inductor': inductor[bs]}, {f"{k}_ort": m for k, m in runtimes.items()}):  # a call, and slow the next
             t = latency_table(models, x, repeats=repeats)
             row.update({f"{k}_bs{bs}_ms": float(v) for k, v in t['median'].items()})
     row['ops'] = (op_profile(tmp/'compact.onnx', x32, threads), op_profile(tmp/'compact_int8.onnx', x32, threads))
@@ -122,12 +126,12 @@ def profile_table(name:str, fp32:dict, int8:dict) -> str:
 def table(rows:list) -> str:
     out = ["| model | seed | MACs ratio | file MB: dense / compact / compact INT8 | smaller | bs 32 ms: dense eager / compact ORT / compact INT8 ORT | "
            "INT8 vs compact FP32 (ORT, bs 32) | compact INT8 vs dense eager (bs 32) | bs 1 ms: dense eager / compact INT8 ORT | "
-           "Inductor INT8: MB, smaller, bs 32 ms, vs compact eager, vs dense eager, bs 1 ms | dense acc: FP32 / INT8 ORT / INT8 Inductor | low-rank FP32: MB, acc (no fine-tuning) |",
+           "Inductor INT8: MB, smaller, bs 32 ms, vs compact eager, vs compact float compiled, vs dense eager, bs 1 ms | dense acc: FP32 / INT8 ORT / INT8 Inductor | low-rank FP32: MB, acc (no fine-tuning) |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = f"{r['dense_acc']:.2f} / {r['dense_int8_acc']:.2f} / {r['dense_inductor_acc']:.2f}" if 'dense_acc' in r else '-'
         ind = (f"{r['compact_inductor_mb']:.2f}, {r['dense_mb'] / r['compact_inductor_mb']:.1f}x, {r['compact_inductor_bs32_ms']:.1f}, "
-               f"{r['compact_eager_bs32_ms'] / r['compact_inductor_bs32_ms']:.2f}x, **{r['dense_eager_bs32_ms'] / r['compact_inductor_bs32_ms']:.2f}x**, "
+               f"{r['compact_eager_bs32_ms'] / r['compact_inductor_bs32_ms']:.2f}x, {r['compact_compiled_bs32_ms'] / r['compact_inductor_bs32_ms']:.2f}x, **{r['dense_eager_bs32_ms'] / r['compact_inductor_bs32_ms']:.2f}x**, "
                f"{r['compact_inductor_bs1_ms']:.2f}")
         lowrank = (f"{r['lowrank_mb']:.2f}, {r.get('lowrank_acc', float('nan')):.2f}; compact + low-rank INT8: {r['compact_lowrank_int8_mb']:.2f} MB "
                    f"({r['dense_mb'] / r['compact_lowrank_int8_mb']:.1f}x smaller), {r['compact_lowrank_int8_ort_bs32_ms']:.1f} ms" if 'lowrank_mb' in r else '-')
