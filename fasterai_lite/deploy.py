@@ -39,16 +39,21 @@ def norm_pairs(
 
 # %% ../nbs/14_deploy.ipynb #a980a05b
 @torch.no_grad()
-def _fold(layer:nn.Module, bn:nn.Module):
-    "Fold eval-mode BatchNorm `bn` into `layer`'s weight and bias"
+def _bn_scale_shift(bn:nn.Module) -> tuple:
+    "What eval-mode BatchNorm `bn` computes, per channel: `x * scale + shift`"
     scale = torch.rsqrt(bn.running_var + bn.eps)
     if bn.weight is not None: scale = scale * bn.weight
+    return scale, (bn.bias if bn.bias is not None else 0) - bn.running_mean * scale
+
+@torch.no_grad()
+def _fold(layer:nn.Module, bn:nn.Module):
+    "Fold eval-mode BatchNorm `bn` into `layer`'s weight and bias"
+    scale, shift = _bn_scale_shift(bn)
     d = out_channel_dim(layer)
     shape = [1] * layer.weight.ndim; shape[d] = -1
     layer.weight.mul_(scale.reshape(shape))
     bias = layer.bias if layer.bias is not None else torch.zeros_like(bn.running_mean)
-    new_bias = (bias - bn.running_mean) * scale + (bn.bias if bn.bias is not None else 0)
-    layer.bias = nn.Parameter(new_bias.to(layer.weight.dtype))
+    layer.bias = nn.Parameter((bias * scale + shift).to(layer.weight.dtype))
 
 def fold_batchnorms(
     model:nn.Module,      # The model; it is not modified

@@ -16,7 +16,7 @@ from fastai.torch_core import get_model
 from .core.checks import check_int, check_range, check_positive, layer_types
 from .graph import plain_inputs, inputs_for, model_outputs
 from .prune import relative_difference
-from .deploy import export_onnx, fold_batchnorms, OnnxModel, _require
+from .deploy import export_onnx, fold_batchnorms, _bn_scale_shift, OnnxModel, _require
 from .callback import SparsifyCallback, CleanCallback, only_evaluating
 
 # %% auto #0
@@ -198,9 +198,8 @@ class _ScaleShift(nn.Module):
     "An eval-mode BatchNorm as what it computes: a scale and a shift per channel (dimension 1)"
     def __init__(self, bn:nn.Module):
         super().__init__()
-        scale = torch.rsqrt(bn.running_var + bn.eps) * (bn.weight if bn.weight is not None else 1)
-        self.register_buffer('scale', scale.detach().clone())
-        self.register_buffer('shift', ((bn.bias if bn.bias is not None else 0) - bn.running_mean * scale).detach().clone())
+        scale, shift = _bn_scale_shift(bn)
+        self.register_buffer('scale', scale.clone()); self.register_buffer('shift', shift.clone())
     def forward(self, x): return torch.addcmul(self.shift.reshape(1, -1, *[1] * (x.ndim - 2)), x, self.scale.reshape(1, -1, *[1] * (x.ndim - 2)))
 
 def _without_batchnorms(model:nn.Module, xs:tuple) -> nn.Module:

@@ -53,10 +53,12 @@ def test_bad_calibration_and_settings_leave_no_file(compact, tmp_path):
         quantize_onnx(model, tmp_path/'x.onnx', compact.dls, n_batches=1, min_agreement=1., per_channel=False, reduce_range=False)
     assert list(tmp_path.iterdir()) == []
 
+class Branchy(nn.Module):
+    "A decision on the data: neither ONNX nor torch.export can hold both branches"
+    def __init__(self): super().__init__(); self.l = nn.Linear(4, 3)
+    def forward(self, x): return self.l(x) if x.sum() > 0 else -self.l(x)
+
 def test_a_model_onnx_cannot_express_is_refused(tmp_path):
-    class Branchy(nn.Module):
-        def __init__(self): super().__init__(); self.l = nn.Linear(4, 3)
-        def forward(self, x): return self.l(x) if x.sum() > 0 else -self.l(x)
     with pytest.raises(ValueError, match="froze a decision"):
         quantize_onnx(Branchy(), tmp_path/'x.onnx', [(torch.rand(8, 4),)])
     assert list(tmp_path.iterdir()) == []
@@ -147,8 +149,5 @@ def test_a_compact_vision_learner_runs_in_8_bits_through_torchao_and_inductor(co
     assert all(torch.equal(before[k], v) for k, v in learn.model.state_dict().items())
 
 def test_a_model_torch_export_cannot_capture_is_refused():
-    class Branchy(nn.Module):
-        def __init__(self): super().__init__(); self.l = nn.Linear(4, 3)
-        def forward(self, x): return self.l(x) if x.sum() > 0 else -self.l(x)
     with pytest.raises(ValueError, match="torch.export cannot capture Branchy as one graph"):
         quantize_inductor(Branchy(), [(torch.rand(8, 4),)])
