@@ -240,6 +240,7 @@ class InductorModel(nn.Module):
             fn = torch.compile(program.module())
             fn(*[torch.zeros(v.shape, dtype=v.dtype) for v in inputs])  # compiled here, with freezing, not in a user's first call
         object.__setattr__(self, 'fn', fn)  # not a submodule: an exported graph refuses train() and eval()
+        self.on_cpu = nn.Parameter(torch.empty(0), requires_grad=False)  # fastai reads a model's device from its first parameter
 
     def _run(self, xs:tuple):
         n, pad = len(xs[0]), self.batch_size - len(xs[0])

@@ -138,14 +138,18 @@ def test_quantization_aware_training_under_mixed_precision(folder):
     assert torch.isfinite(torch.tensor(loss)) and qat.started == 0 and qat.ranges and pre_hooks(learn.model) == 0
 
 def test_a_compact_vision_learner_runs_in_8_bits_through_torchao_and_inductor(compact):
-    "The PyTorch path: calibrated on the learner's DataLoaders (its head's BatchNorm1d too), called on its TensorImage batches, the model untouched"
+    "The PyTorch path: calibrated on the learner's DataLoaders (its head's BatchNorm1d too), called on its TensorImage batches and by validate, the model untouched"
     learn = compact
     before = {k: v.clone() for k, v in learn.model.state_dict().items()}
     int8 = quantize_inductor(learn.model, learn.dls, n_batches=2, min_agreement=.8)
     assert int8.report.samples == 2 * learn.dls.bs and .8 <= int8.report.agreement <= 1, int8.report
     xb = learn.dls.valid.one_batch()[0]  # a TensorImage
     assert int8(xb).shape == (len(xb), learn.dls.c)
-    assert 0 <= top1_accuracy(int8, learn.dls.valid) <= 1
+    score = top1_accuracy(int8, learn.dls.valid)
+    float_model, learn.model = learn.model, int8  # in the learner's place, as a user would validate it
+    with learn.no_bar(), learn.no_logging(): metric = learn.validate()[1]
+    learn.model = float_model
+    assert metric == pytest.approx(score)
     assert all(torch.equal(before[k], v) for k, v in learn.model.state_dict().items())
 
 def test_a_model_torch_export_cannot_capture_is_refused():
