@@ -25,7 +25,8 @@ A configuration is a short string:
   cut); in the trained flow every run's final model is also quantized to INT8 (`quantize_onnx`, its defaults) and its
   test accuracy logged in int8_<task>_trained.csv, next to the FP32 accuracy;
 - in cb and filter configurations, kd adds a DistillCallback (weight 0.5, temperature 4): in the trained flow its teacher
-  is the model as the fit starts (its default), in the scratch flow the seed's trained dense model (see --flow);
+  is the model as the fit starts (its default), in the scratch flow the seed's trained dense model (see --flow), whose
+  accuracy is logged in teacher_<task>.csv beside the student's;
 - `tp@Sx,IMPORTANCE[,reg=R][,sl=F][,round=R]`: Torch-Pruning's own pipeline on the same data, optimizer and budget, to S
   times fewer MACs over the convs (its global pruning, stepped until the target is reached, as its benchmark scripts
   do). IMPORTANCE: l1 or l2 (MetaPruner with GroupMagnitudeImportance, one-shot at the start, then fine-tuning),
@@ -158,7 +159,7 @@ def trained(task:str, seed:int, order:int|None=None) -> Learner:
 def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
     "Train one configuration with one seed (`epochs` of training, or of recovery in the trained flow); its measurements"
     c, lr = parse(config), TASKS[task]['lr']
-    teacher = trained(task, seed).model if c.get('kd') and flow == 'scratch' else None  # in the trained flow: the default copy
+    teacher = trained(task, seed) if c.get('kd') and flow == 'scratch' else None  # in the trained flow: the default copy
     learn = trained(task, seed, c.get('order')) if flow == 'trained' else learner(task, seed, c.get('order'))
     learn.remove_cb(ProgressCallback)  # no bars in a log; the Recorder still prints each epoch's line
     row = dict(task=task, config=config, seed=seed, epochs=epochs, sparsity=0., params_ratio=1., macs_ratio=1.)
@@ -178,7 +179,7 @@ def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
         cb = SparsifyCallback(c['sparsity'], context=c['context'], criteria=c['criteria'], schedule=schedule(c),
                               update_every=c['every'], **kw)
         monitor = CutMonitor() if c['kind'] == 'filter' else None
-        cbs = ([cb] + ([DistillCallback(teacher)] if c['kd'] else []) + ([GroupPenaltyCallback(c['reg'])] if c['reg'] else []) +
+        cbs = ([cb] + ([DistillCallback(teacher.model if teacher else None)] if c['kd'] else []) + ([GroupPenaltyCallback(c['reg'])] if c['reg'] else []) +
                ([monitor] if monitor else []) + ([QuantizeCallback()] if c['qat'] else []))
         learn.fit_one_cycle(epochs, lr, cbs=cbs)
         if monitor: row['cuts'] = monitor.cuts
@@ -188,7 +189,12 @@ def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
             row['params_ratio'], row['macs_ratio'] = (float(cb.prune_report.loc[k, 'ratio']) for k in ('params', 'macs'))
     row['accuracy'] = float(learn.validate()[1]) * 100
     if flow == 'trained': row['int8'] = int8(learn).assign(accuracy=row['accuracy'])
+    if teacher is not None: row['teacher'] = teacher_accuracy(teacher).assign(accuracy=row['accuracy'])
     return row
+
+def teacher_accuracy(teacher:Learner) -> pd.DataFrame:
+    "The teacher's test accuracy (%), one row: a dense model of the same seed, trained again, is a second reference beside the `dense` row"
+    return pd.DataFrame([dict(teacher_accuracy=float(teacher.validate()[1]) * 100)])
 
 def int8(learn:Learner) -> pd.DataFrame:
     "The trained model in 8 bits (`quantize_onnx` with its defaults, calibrated on 8 training batches): its test accuracy (%), one row"
@@ -317,7 +323,7 @@ def main():
         print(f"[{i + 1}/{len(todo)}] {c} seed {s} ...", flush=True)
         row = run(a.task, c, s, epochs, a.flow)
         row['seconds'] = time.perf_counter() - t
-        for log in ('cuts', 'allocation', 'int8'):  # per-run tables beside the results: each cut's accuracy, the channels kept per group, INT8
+        for log in ('cuts', 'allocation', 'int8', 'teacher'):  # per-run tables beside the results: each cut's accuracy, the channels kept per group, INT8, the teacher
             df, log_path = row.pop(log, None), path.with_name(path.name.replace('accuracy_', log + '_'))
             if df is not None: df.assign(config=c, seed=s).to_csv(log_path, mode='a', index=False, header=not log_path.exists())
         append(path, row)
