@@ -110,7 +110,7 @@ class _DependencyGraph(tp.DependencyGraph):
         "Torch-Pruning's groups, the channel mapping built once for them all: nothing is pruned while they are listed"
         # Torch-Pruning rebuilds the mapping for every group, which took 35 of swin_t's 49 seconds in Sparsifier and Pruner
         self.listing, self.mapped = True, False
-        try: yield from super().get_all_groups(*args, **kwargs)
+        try: return list(super().get_all_groups(*args, **kwargs))  # whole: a generator left half-read would keep the mapping frozen
         finally: self.listing = False
 
     def build_dependency(self, *args, **kwargs):
