@@ -28,7 +28,7 @@ from .cost import allocate, check_speedup
 
 # %% auto #0
 __all__ = ['STATE_KEYS', 'LotteryTicket', 'EndOfFitCompaction', 'CleanCallback', 'PruningClock', 'SparsifyCallback',
-           'only_evaluating', 'sample_inputs']
+           'only_evaluating', 'sample_batch', 'sample_inputs']
 
 # %% ../nbs/03d_callback.ipynb #80b0dc47
 class LotteryTicket:
@@ -435,13 +435,20 @@ def only_evaluating(
     "Whether fastai runs fit's events only to evaluate (validate, get_preds hold the learner's lock) or to find a learning rate"
     return learn.lock.locked() or any(isinstance(c, LRFinder) for c in learn.cbs)  # lr_find puts the weights back after
 
-def sample_inputs(
+def sample_batch(
     dls,  # The learner's `DataLoaders`
 ) -> tuple:
-    "The inputs of one sample, to trace and measure the model with: from the validation set, or the training set without one"
+    "One batch as fastai's `one_batch` gives it (inputs, then targets): from the validation set, or the training set without one"
     dl = next(dl for dl in dls.loaders[1:2] + dls.loaders[:1] if len(dl))
-    dl = getattr(dl, 'dl', dl)  # under DDP, the loader inside fastai's DistributedDL: one sample is all it takes
-    return plain_inputs(tuple(x[:1] for x in dl.one_batch()[:getattr(dls, 'n_inp', 1)]))  # fastai's own default
+    return getattr(dl, 'dl', dl).one_batch()  # under DDP, the loader inside fastai's DistributedDL: one batch is all it takes
+
+def sample_inputs(
+    dls,                    # The learner's `DataLoaders`
+    batch:tuple|None=None,  # One of its batches; None: `sample_batch(dls)`
+) -> tuple:
+    "The inputs of one sample, to trace and measure the model with"
+    batch = sample_batch(dls) if batch is None else batch
+    return plain_inputs(tuple(x[:1] for x in batch[:getattr(dls, 'n_inp', 1)]))  # fastai's own default
 
 def _shared_seed() -> int|None:
     "Under DDP, a seed drawn on rank 0 and sent to every process, so random criteria draw the same numbers everywhere"

@@ -12,11 +12,11 @@ from fastai.callback.core import Callback
 from fastai.torch_core import get_model
 from .core.schedule import Schedule, as_schedule
 from .core.checks import check_range, check_positive
-from .graph import modes_kept
-from .callback import CleanCallback, only_evaluating, sample_inputs
+from .graph import modes_kept, plain_inputs
+from .callback import CleanCallback, only_evaluating, sample_batch, sample_inputs
 
 # %% auto #0
-__all__ = ['soft_target_loss', 'attention_map', 'DistillCallback']
+__all__ = ['soft_target_loss', 'attention_map', 'accuracy_and_majority', 'DistillCallback']
 
 # %% ../nbs/07a_distill.ipynb #a0596dc0
 def soft_target_loss(
@@ -33,6 +33,18 @@ def attention_map(
 ) -> Tensor:
     "The spatial attention map of `features`: the mean of their squares over channels, flattened and L2-normalised per sample"
     return F.normalize(features.float().pow(2).mean(1).flatten(1), dim=1)
+def accuracy_and_majority(
+    scores:Tensor,   # A classifier's outputs, (batch, classes, ...)
+    targets:Tensor,  # Class indices, (batch, ...)
+) -> tuple|None:
+    "The share of `targets` that `scores` classify right, and the share of the most common class; None unless they are single-label class scores and indices"
+    scores, targets = scores.as_subclass(Tensor), targets.as_subclass(Tensor)  # fastai's TensorCategory and TensorBase off
+    if scores.ndim < 2 or scores.shape[1] < 2 or targets.is_floating_point() or targets.is_complex(): return None
+    predicted = scores.argmax(1)
+    if predicted.shape != targets.shape or targets.min() < 0: return None
+    targets = targets.to(predicted.device)
+    return (predicted == targets).float().mean().item(), torch.bincount(targets.flatten()).max().item() / targets.numel()
+
 
 # %% ../nbs/07a_distill.ipynb #9c51545b
 _LOSSES = ('soft', 'mse')
@@ -71,11 +83,13 @@ class DistillCallback(CleanCallback):
         p = next(student.parameters())
         teacher = copy.deepcopy(student) if self.teacher is None else self.teacher.to(device=p.device, dtype=p.dtype)
         self.feats, self.hooks = {}, []
+        batch = sample_batch(self.learn.dls)
         try:
             if self.pairs: self._hook(student, teacher)
-            self._check(student, teacher, sample_inputs(self.learn.dls))
+            self._check(student, teacher, sample_inputs(self.learn.dls, batch))
         except Exception: self._unhook(); raise  # and nothing of the model changed
         self.teacher_mode, self.frozen = teacher.training, teacher.eval()
+        self._warn_at_chance(batch)
         self.seconds, self.start, self.active = 0., time.perf_counter(), True
 
     def _hook(self, student:nn.Module, teacher:nn.Module):
@@ -103,6 +117,19 @@ class DistillCallback(CleanCallback):
             if a != b: raise ValueError(f"The attention maps of student layer {sn!r} and teacher layer {tn!r} differ in size ({a[1]} "
                                         f"and {b[1]} positions): pair layers of the same spatial size")
         self.feats.clear()
+
+    @torch.no_grad()
+    def _warn_at_chance(self, batch:tuple):
+        "Warn when the teacher classifies `batch` no better than always answering its most common class: it has nothing to teach"
+        n = getattr(self.learn.dls, 'n_inp', 1)
+        if len(batch) <= n: return  # no targets to score it on
+        scores = self.frozen(*plain_inputs(batch[:n], self.frozen)); self.feats.clear()  # the feature hooks kept this pass's
+        found = accuracy_and_majority(scores, batch[n]) if isinstance(scores, Tensor) else None
+        if found is None or found[0] > found[1]: return
+        who = 'The teacher, a copy of the model as this fit starts,' if self.teacher is None else 'The teacher'
+        warnings.warn(f"DistillCallback: {who} classifies {found[0]:.0%} of a batch of {len(batch[n])} right, no better than always "
+                      f"answering its most common class ({found[1]:.0%}): it has nothing to teach, and distillation would pull the "
+                      f"student towards its guesses. Give a trained model as teacher=, or distil once the model is trained")
 
     def after_pred(self):
         "Run the teacher on the batch, in eval mode and without gradients, inside the student's precision context"
