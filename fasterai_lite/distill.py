@@ -33,6 +33,7 @@ def attention_map(
 ) -> Tensor:
     "The spatial attention map of `features`: the mean of their squares over channels, flattened and L2-normalised per sample"
     return F.normalize(features.float().pow(2).mean(1).flatten(1), dim=1)
+
 def accuracy_and_majority(
     scores:Tensor,   # A classifier's outputs, (batch, classes, ...)
     targets:Tensor,  # Class indices, (batch, ...)
@@ -44,7 +45,6 @@ def accuracy_and_majority(
     if predicted.shape != targets.shape or targets.min() < 0: return None
     targets = targets.to(predicted.device)
     return (predicted == targets).float().mean().item(), torch.bincount(targets.flatten()).max().item() / targets.numel()
-
 
 # %% ../nbs/07a_distill.ipynb #9c51545b
 _LOSSES = ('soft', 'mse')
@@ -87,9 +87,9 @@ class DistillCallback(CleanCallback):
         try:
             if self.pairs: self._hook(student, teacher)
             self._check(student, teacher, sample_inputs(self.learn.dls, batch))
+            self._warn_at_chance(teacher, batch)
         except Exception: self._unhook(); raise  # and nothing of the model changed
         self.teacher_mode, self.frozen = teacher.training, teacher.eval()
-        self._warn_at_chance(batch)
         self.seconds, self.start, self.active = 0., time.perf_counter(), True
 
     def _hook(self, student:nn.Module, teacher:nn.Module):
@@ -119,11 +119,12 @@ class DistillCallback(CleanCallback):
         self.feats.clear()
 
     @torch.no_grad()
-    def _warn_at_chance(self, batch:tuple):
-        "Warn when the teacher classifies `batch` no better than always answering its most common class: it has nothing to teach"
+    def _warn_at_chance(self, teacher:nn.Module, batch:tuple):
+        "Warn when `teacher` classifies `batch` no better than always answering its most common class: it has nothing to teach"
         n = getattr(self.learn.dls, 'n_inp', 1)
         if len(batch) <= n: return  # no targets to score it on
-        scores = self.frozen(*plain_inputs(batch[:n], self.frozen)); self.feats.clear()  # the feature hooks kept this pass's
+        with modes_kept(teacher): scores = teacher.eval()(*plain_inputs(batch[:n], teacher))
+        self.feats.clear()  # the feature hooks kept this pass's
         found = accuracy_and_majority(scores, batch[n]) if isinstance(scores, Tensor) else None
         if found is None or found[0] > found[1]: return
         who = 'The teacher, a copy of the model as this fit starts,' if self.teacher is None else 'The teacher'
