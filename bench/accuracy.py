@@ -24,10 +24,11 @@ A configuration is a short string:
 - in cb and filter configurations, qat adds a QuantizeCallback (quantization-aware training from the sparsity schedule's last
   cut); in the trained flow every run's final model is also quantized to INT8 (`quantize_onnx`, its defaults) and its
   test accuracy logged in int8_<task>_trained.csv, next to the FP32 accuracy;
-- in cb and filter configurations, kd adds a DistillCallback (weight 0.5, temperature 4): in the trained flow its teacher
-  is the model as the fit starts (its default), in the scratch flow the seed's trained dense model (see --flow), whose
-  accuracy is logged in teacher_<task>.csv beside the student's;
-- `tp@Sx,IMPORTANCE[,reg=R][,sl=F][,round=R]`: Torch-Pruning's own pipeline on the same data, optimizer and budget, to S
+- in cb, filter and tp configurations, kd adds a DistillCallback (weight 0.5, temperature 4; kd=W sets the weight): in the
+  trained flow its teacher is the model as the fit starts (its default; for tp, the model before its first fit), in the
+  scratch flow the seed's trained dense model (see --flow), whose accuracy is logged in teacher_<task>.csv beside the
+  student's; in tp configurations it is on every fit of the pipeline;
+- `tp@Sx,IMPORTANCE[,reg=R][,sl=F][,round=R][,kd]`: Torch-Pruning's own pipeline on the same data, optimizer and budget, to S
   times fewer MACs over the convs (its global pruning, stepped until the target is reached, as its benchmark scripts
   do). IMPORTANCE: l1 or l2 (MetaPruner with GroupMagnitudeImportance, one-shot at the start, then fine-tuning),
   groupnorm (GroupNormPruner: F of the epochs (default 0.5) of sparse learning with its regularizer of strength R
@@ -49,7 +50,7 @@ and the dropout masks.
 
 Usage: python bench/accuracy.py [--task mnist] [--flow scratch|trained] [--recover N] [--set default|explore|more|grid] [--configs C [C ...]] [--seeds 0 1 2]
        [--epochs N] [--report] [--fresh]"""
-import argparse, csv, gc, statistics, tempfile, time
+import argparse, copy, csv, gc, statistics, tempfile, time
 import pandas as pd
 from functools import partial
 from pathlib import Path
@@ -104,18 +105,20 @@ def parse(config:str) -> dict:
     if kind == 'tp':
         if len(parts) < 2 or not parts[0].endswith('x') or parts[1] not in ('l1', 'l2', 'groupnorm', 'slim'):
             raise ValueError(f"Unknown configuration {config!r}: see --help")
-        out = dict(kind='tp', speedup=float(parts[0][:-1]), importance=parts[1], reg=None, sl=.5, round=None)
+        out = dict(kind='tp', speedup=float(parts[0][:-1]), importance=parts[1], reg=None, sl=.5, round=None, kd=None)
         for p in parts[2:]:
             k, _, v = p.partition('=')
-            out[k] = int(v) if k == 'round' else float(v)
+            if k not in out or k in ('speedup', 'importance'): raise ValueError(f"Unknown option {p!r} in {config!r}: see --help")
+            out[k] = distill_weight(v) if k == 'kd' else int(v) if k == 'round' else float(v)
+        return out
         return out
     if kind in ('mit', 'sens') and len(parts) == 1: return dict(kind=kind, sparsity=float(parts[0]))
     if kind not in ('cb', 'filter') or len(parts) < 4: raise ValueError(f"Unknown configuration {config!r}: see --help")
     speedup = float(parts[0][:-1]) if parts[0].endswith('x') else None
     out = dict(kind=kind, sparsity=None if speedup else float(parts[0]), speedup=speedup, context=parts[1], criteria=parts[2],
-               schedule=parts[3], window=None, every=None, order=None, kd=False, round=None, reg=None, qat=False)
+               schedule=parts[3], window=None, every=None, order=None, kd=None, round=None, reg=None, qat=False)
     for p in parts[4:]:
-        if p == 'kd': out['kd'] = True
+        if p == 'kd' or p.startswith('kd='): out['kd'] = distill_weight(p[3:])
         elif p == 'qat': out['qat'] = True
         elif p.startswith('reg='): out['reg'] = float(p[4:])
         elif p.startswith('round='): out['round'] = int(p[6:])
@@ -123,6 +126,10 @@ def parse(config:str) -> dict:
         elif p.startswith('order='): out['order'] = int(p[6:])
         else: out['window'] = tuple(float(v) for v in p.split('-'))
     return out
+
+def distill_weight(text:str) -> float:
+    "The distillation weight of a `kd` or `kd=W` option: 0.5 (DistillCallback's default) when none is given"
+    return 0.5 if text == '' else float(text)
 
 def schedule(c:dict) -> Schedule:
     "The named schedule, with its window moved if the configuration gives one"
@@ -172,14 +179,14 @@ def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
                                 layer_type=(nn.Conv2d, nn.Linear))
         learn.fit_flat_cos(2, 0.1 * learn.dls.bs / 256, pct_start=0., wd=1e-4, cbs=hold)  # the demo's lr 0.1 at batch 256, scaled
         row['sparsity'] = sparsity(hold)
-    elif c['kind'] == 'tp': row.update(torch_pruning(learn, c, epochs, lr))
+    elif c['kind'] == 'tp': row.update(torch_pruning(learn, c, epochs, lr, teacher.model if teacher else None))
     else:
         kw = (dict(granularity='filter', layer_type=nn.Conv2d, coupled=True, prune=True, speedup=c['speedup'], round_to=c['round'])
               if c['kind'] == 'filter' else dict(granularity='weight', layer_type=(nn.Conv2d, nn.Linear)))
         cb = SparsifyCallback(c['sparsity'], context=c['context'], criteria=c['criteria'], schedule=schedule(c),
                               update_every=c['every'], **kw)
         monitor = CutMonitor() if c['kind'] == 'filter' else None
-        cbs = ([cb] + ([DistillCallback(teacher.model if teacher else None)] if c['kd'] else []) + ([GroupPenaltyCallback(c['reg'])] if c['reg'] else []) +
+        cbs = ([cb] + ([DistillCallback(teacher.model if teacher else None, weight=c['kd'])] if c['kd'] else []) + ([GroupPenaltyCallback(c['reg'])] if c['reg'] else []) +
                ([monitor] if monitor else []) + ([QuantizeCallback()] if c['qat'] else []))
         learn.fit_one_cycle(epochs, lr, cbs=cbs)
         if monitor: row['cuts'] = monitor.cuts
@@ -209,10 +216,12 @@ class _Regularize(Callback):
     def __init__(self, pruner): self.pruner = pruner
     def after_backward(self): self.pruner.regularize(self.learn.model)
 
-def torch_pruning(learn:Learner, c:dict, epochs:int, lr:float) -> dict:
+def torch_pruning(learn:Learner, c:dict, epochs:int, lr:float, teacher:nn.Module|None=None) -> dict:
     "Torch-Pruning's pipeline on `learn`: sparse learning (groupnorm, slim), the cut to the MACs target, fine-tuning"
     import torch_pruning as tp
     model = learn.model
+    if c['kd']: teacher = teacher or copy.deepcopy(model)  # not the default copy, which would be the pruned model in the last fit
+    distill = lambda: [DistillCallback(teacher, weight=c['kd'])] if c['kd'] else []
     x = learn.dls.one_batch()[0][:1]
     dense_macs, dense_params = macs(model, x), param_count(model)
     imp = {'l1': lambda: tp.importance.GroupMagnitudeImportance(p=1), 'l2': lambda: tp.importance.GroupMagnitudeImportance(p=2),
@@ -222,13 +231,13 @@ def torch_pruning(learn:Learner, c:dict, epochs:int, lr:float) -> dict:
     pruner = kind(model, x, imp, global_pruning=True, pruning_ratio=1., iterative_steps=400, round_to=c['round'],
                   ignored_layers=[m for m in model.modules() if isinstance(m, nn.Linear)], **kw)  # convs only, as the filter rows
     learning = 0 if kind is tp.pruner.MetaPruner else round(epochs * c['sl'])
-    if learning: learn.fit_one_cycle(learning, lr, cbs=_Regularize(pruner))
+    if learning: learn.fit_one_cycle(learning, lr, cbs=[_Regularize(pruner)] + distill())
     model.eval()
     for _ in range(400):  # its benchmark scripts' progressive pruning: a step at a time until the target is reached
         if dense_macs / macs(model, x) >= c['speedup']: break
         pruner.step()
     learn.create_opt()  # the pruned parameters are new tensors
-    learn.fit_one_cycle(epochs - learning, lr)
+    learn.fit_one_cycle(epochs - learning, lr, cbs=distill())
     return dict(params_ratio=dense_params / param_count(model), macs_ratio=dense_macs / macs(model, x))
 
 def done(path:Path) -> set:
