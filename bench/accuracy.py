@@ -16,11 +16,13 @@ A configuration is a short string:
 - `cb@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,every=N]`: one SparsifyCallback on the whole fit, weight granularity
   over Conv and Linear layers; START-END overrides the schedule's window (fractions of training); order=N shuffles
   the data with seed N instead of the run's seed (the weights still start from the run's seed): the data order alone;
-- `filter@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,kd][,reg=D][,round=R][,qat]`: conv filters with coupled=True, prune=True; the
+- `filter@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,kd][,reg=D][,round=R][,qat][,split=F]`: conv filters with coupled=True, prune=True; the
   compact model's parameter and MAC ratios are recorded too, and each cut's accuracy on a fixed validation batch just
   before and after it (CutMonitor), in cuts_<task>[_trained].csv. S may be a speedup, `2x`: SparsifyCallback(speedup=2.),
   which allocates the channels over the groups to reach 2x fewer MACs; round=R keeps a multiple of R channels per group;
-  reg=D adds GroupPenaltyCallback(strength=D), the growing push of the units to remove before they go;
+  reg=D adds GroupPenaltyCallback(strength=D), the growing push of the units to remove before they go; split=F trains
+  the dense model for the first F of the epochs (a fit_one_cycle of its own, with the teacher if kd), then the rest with
+  the callbacks: the budget split of Torch-Pruning's pipeline and of the trained flow;
 - in cb and filter configurations, qat adds a QuantizeCallback (quantization-aware training from the sparsity schedule's last
   cut); in the trained flow every run's final model is also quantized to INT8 (`quantize_onnx`, its defaults) and its
   test accuracy logged in int8_<task>_trained.csv, next to the FP32 accuracy;
@@ -116,11 +118,12 @@ def parse(config:str) -> dict:
     if kind not in ('cb', 'filter') or len(parts) < 4: raise ValueError(f"Unknown configuration {config!r}: see --help")
     speedup = float(parts[0][:-1]) if parts[0].endswith('x') else None
     out = dict(kind=kind, sparsity=None if speedup else float(parts[0]), speedup=speedup, context=parts[1], criteria=parts[2],
-               schedule=parts[3], window=None, every=None, order=None, kd=None, round=None, reg=None, qat=False)
+               schedule=parts[3], window=None, every=None, order=None, kd=None, round=None, reg=None, qat=False, split=None)
     for p in parts[4:]:
         if p == 'kd' or p.startswith('kd='): out['kd'] = distill_weight(p[3:])
         elif p == 'qat': out['qat'] = True
         elif p.startswith('reg='): out['reg'] = float(p[4:])
+        elif p.startswith('split='): out['split'] = float(p[6:])
         elif p.startswith('round='): out['round'] = int(p[6:])
         elif p.startswith('every='): out['every'] = int(p[6:])
         elif p.startswith('order='): out['order'] = int(p[6:])
@@ -167,6 +170,7 @@ def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
     "Train one configuration with one seed (`epochs` of training, or of recovery in the trained flow); its measurements"
     c, lr = parse(config), TASKS[task]['lr']
     teacher = trained(task, seed) if c.get('kd') and flow == 'scratch' else None  # in the trained flow: the default copy
+    teacher_model = None if teacher is None else teacher.model
     learn = trained(task, seed, c.get('order')) if flow == 'trained' else learner(task, seed, c.get('order'))
     learn.remove_cb(ProgressCallback)  # no bars in a log; the Recorder still prints each epoch's line
     row = dict(task=task, config=config, seed=seed, epochs=epochs, sparsity=0., params_ratio=1., macs_ratio=1.)
@@ -179,16 +183,18 @@ def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
                                 layer_type=(nn.Conv2d, nn.Linear))
         learn.fit_flat_cos(2, 0.1 * learn.dls.bs / 256, pct_start=0., wd=1e-4, cbs=hold)  # the demo's lr 0.1 at batch 256, scaled
         row['sparsity'] = sparsity(hold)
-    elif c['kind'] == 'tp': row.update(torch_pruning(learn, c, epochs, lr, teacher.model if teacher else None))
+    elif c['kind'] == 'tp': row.update(torch_pruning(learn, c, epochs, lr, teacher_model))
     else:
         kw = (dict(granularity='filter', layer_type=nn.Conv2d, coupled=True, prune=True, speedup=c['speedup'], round_to=c['round'])
               if c['kind'] == 'filter' else dict(granularity='weight', layer_type=(nn.Conv2d, nn.Linear)))
         cb = SparsifyCallback(c['sparsity'], context=c['context'], criteria=c['criteria'], schedule=schedule(c),
                               update_every=c['every'], **kw)
         monitor = CutMonitor() if c['kind'] == 'filter' else None
-        cbs = ([cb] + ([DistillCallback(teacher.model if teacher else None, weight=c['kd'])] if c['kd'] else []) + ([GroupPenaltyCallback(c['reg'])] if c['reg'] else []) +
+        dense_epochs = round(epochs * c['split']) if c['split'] else 0
+        if dense_epochs: learn.fit_one_cycle(dense_epochs, lr, cbs=distillation(teacher_model, c['kd']))
+        cbs = ([cb] + distillation(teacher_model, c['kd']) + ([GroupPenaltyCallback(c['reg'])] if c['reg'] else []) +
                ([monitor] if monitor else []) + ([QuantizeCallback()] if c['qat'] else []))
-        learn.fit_one_cycle(epochs, lr, cbs=cbs)
+        learn.fit_one_cycle(epochs - dense_epochs, lr, cbs=cbs)
         if monitor: row['cuts'] = monitor.cuts
         if cb.allocation is not None: row['allocation'] = cb.allocation.table().reset_index()
         row['sparsity'] = sparsity(cb)
@@ -198,6 +204,10 @@ def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
     if flow == 'trained': row['int8'] = int8(learn).assign(accuracy=row['accuracy'])
     if teacher is not None: row['teacher'] = teacher_accuracy(teacher).assign(accuracy=row['accuracy'])
     return row
+
+def distillation(teacher:nn.Module|None, weight:float|None) -> list:
+    "A new DistillCallback from `teacher` (None: its default, the model as the fit starts) at `weight`; none if `weight` is None"
+    return [] if weight is None else [DistillCallback(teacher, weight=weight)]
 
 def teacher_accuracy(teacher:Learner) -> pd.DataFrame:
     "The teacher's test accuracy (%), one row: a dense model of the same seed, trained again, is a second reference beside the `dense` row"
@@ -220,8 +230,7 @@ def torch_pruning(learn:Learner, c:dict, epochs:int, lr:float, teacher:nn.Module
     "Torch-Pruning's pipeline on `learn`: sparse learning (groupnorm, slim), the cut to the MACs target, fine-tuning"
     import torch_pruning as tp
     model = learn.model
-    if c['kd']: teacher = teacher or copy.deepcopy(model)  # not the default copy, which would be the pruned model in the last fit
-    distill = lambda: [DistillCallback(teacher, weight=c['kd'])] if c['kd'] else []
+    if c['kd'] and teacher is None: teacher = copy.deepcopy(model)  # not the default copy, which would be the pruned model in the last fit
     x = learn.dls.one_batch()[0][:1]
     dense_macs, dense_params = macs(model, x), param_count(model)
     imp = {'l1': lambda: tp.importance.GroupMagnitudeImportance(p=1), 'l2': lambda: tp.importance.GroupMagnitudeImportance(p=2),
@@ -231,13 +240,13 @@ def torch_pruning(learn:Learner, c:dict, epochs:int, lr:float, teacher:nn.Module
     pruner = kind(model, x, imp, global_pruning=True, pruning_ratio=1., iterative_steps=400, round_to=c['round'],
                   ignored_layers=[m for m in model.modules() if isinstance(m, nn.Linear)], **kw)  # convs only, as the filter rows
     learning = 0 if kind is tp.pruner.MetaPruner else round(epochs * c['sl'])
-    if learning: learn.fit_one_cycle(learning, lr, cbs=[_Regularize(pruner)] + distill())
+    if learning: learn.fit_one_cycle(learning, lr, cbs=[_Regularize(pruner)] + distillation(teacher, c['kd']))
     model.eval()
     for _ in range(400):  # its benchmark scripts' progressive pruning: a step at a time until the target is reached
         if dense_macs / macs(model, x) >= c['speedup']: break
         pruner.step()
     learn.create_opt()  # the pruned parameters are new tensors
-    learn.fit_one_cycle(epochs - learning, lr, cbs=distill())
+    learn.fit_one_cycle(epochs - learning, lr, cbs=distillation(teacher, c['kd']))
     return dict(params_ratio=dense_params / param_count(model), macs_ratio=dense_macs / macs(model, x))
 
 def done(path:Path) -> set:
