@@ -111,8 +111,7 @@ def parse(config:str) -> dict:
         for p in parts[2:]:
             k, _, v = p.partition('=')
             if k not in out or k in ('speedup', 'importance'): raise ValueError(f"Unknown option {p!r} in {config!r}: see --help")
-            out[k] = distill_weight(v) if k == 'kd' else int(v) if k == 'round' else float(v)
-        return out
+            out[k] = distill_options(v) if k == 'kd' else int(v) if k == 'round' else float(v)
         return out
     if kind in ('mit', 'sens') and len(parts) == 1: return dict(kind=kind, sparsity=float(parts[0]))
     if kind not in ('cb', 'filter') or len(parts) < 4: raise ValueError(f"Unknown configuration {config!r}: see --help")
@@ -120,7 +119,7 @@ def parse(config:str) -> dict:
     out = dict(kind=kind, sparsity=None if speedup else float(parts[0]), speedup=speedup, context=parts[1], criteria=parts[2],
                schedule=parts[3], window=None, every=None, order=None, kd=None, round=None, reg=None, qat=False, split=None)
     for p in parts[4:]:
-        if p == 'kd' or p.startswith('kd='): out['kd'] = distill_weight(p[3:])
+        if p == 'kd' or p.startswith('kd='): out['kd'] = distill_options(p[3:])
         elif p == 'qat': out['qat'] = True
         elif p.startswith('reg='): out['reg'] = float(p[4:])
         elif p.startswith('split='): out['split'] = float(p[6:])
@@ -130,9 +129,9 @@ def parse(config:str) -> dict:
         else: out['window'] = tuple(float(v) for v in p.split('-'))
     return out
 
-def distill_weight(text:str) -> float:
-    "The distillation weight of a `kd` or `kd=W` option: 0.5 (DistillCallback's default) when none is given"
-    return 0.5 if text == '' else float(text)
+def distill_options(weight:str) -> dict:
+    "DistillCallback's arguments for a `kd` or `kd=W` option: its defaults, or the weight W"
+    return {} if weight == '' else dict(weight=float(weight))
 
 def schedule(c:dict) -> Schedule:
     "The named schedule, with its window moved if the configuration gives one"
@@ -169,7 +168,7 @@ def trained(task:str, seed:int, order:int|None=None) -> Learner:
 def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
     "Train one configuration with one seed (`epochs` of training, or of recovery in the trained flow); its measurements"
     c, lr = parse(config), TASKS[task]['lr']
-    teacher = trained(task, seed) if c.get('kd') and flow == 'scratch' else None  # in the trained flow: the default copy
+    teacher = trained(task, seed) if c.get('kd') is not None and flow == 'scratch' else None  # in the trained flow: the default copy
     teacher_model = None if teacher is None else teacher.model
     learn = trained(task, seed, c.get('order')) if flow == 'trained' else learner(task, seed, c.get('order'))
     learn.remove_cb(ProgressCallback)  # no bars in a log; the Recorder still prints each epoch's line
@@ -205,9 +204,9 @@ def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
     if teacher is not None: row['teacher'] = teacher_accuracy(teacher).assign(accuracy=row['accuracy'])
     return row
 
-def distillation(teacher:nn.Module|None, weight:float|None) -> list:
-    "A new DistillCallback from `teacher` (None: its default, the model as the fit starts) at `weight`; none if `weight` is None"
-    return [] if weight is None else [DistillCallback(teacher, weight=weight)]
+def distillation(teacher:nn.Module|None, options:dict|None) -> list:
+    "A new DistillCallback from `teacher` (None: its default, the model as the fit starts) with `options`; none if `options` is None"
+    return [] if options is None else [DistillCallback(teacher, **options)]
 
 def teacher_accuracy(teacher:Learner) -> pd.DataFrame:
     "The teacher's test accuracy (%), one row: a dense model of the same seed, trained again, is a second reference beside the `dense` row"
@@ -230,7 +229,7 @@ def torch_pruning(learn:Learner, c:dict, epochs:int, lr:float, teacher:nn.Module
     "Torch-Pruning's pipeline on `learn`: sparse learning (groupnorm, slim), the cut to the MACs target, fine-tuning"
     import torch_pruning as tp
     model = learn.model
-    if c['kd'] and teacher is None: teacher = copy.deepcopy(model)  # not the default copy, which would be the pruned model in the last fit
+    if c['kd'] is not None and teacher is None: teacher = copy.deepcopy(model)  # not the default copy, which would be the pruned model in the last fit
     x = learn.dls.one_batch()[0][:1]
     dense_macs, dense_params = macs(model, x), param_count(model)
     imp = {'l1': lambda: tp.importance.GroupMagnitudeImportance(p=1), 'l2': lambda: tp.importance.GroupMagnitudeImportance(p=2),
