@@ -16,7 +16,7 @@ A configuration is a short string:
 - `cb@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,every=N]`: one SparsifyCallback on the whole fit, weight granularity
   over Conv and Linear layers; START-END overrides the schedule's window (fractions of training); order=N shuffles
   the data with seed N instead of the run's seed (the weights still start from the run's seed): the data order alone;
-- `filter@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,kd][,reg=D][,round=R][,qat][,split=F]`: conv filters with coupled=True, prune=True; the
+- `filter@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,kd[,at]][,reg=D][,round=R][,qat][,split=F]`: conv filters with coupled=True, prune=True; the
   compact model's parameter and MAC ratios are recorded too, and each cut's accuracy on a fixed validation batch just
   before and after it (CutMonitor), in cuts_<task>[_trained].csv. S may be a speedup, `2x`: SparsifyCallback(speedup=2.),
   which allocates the channels over the groups to reach 2x fewer MACs; round=R keeps a multiple of R channels per group;
@@ -29,8 +29,10 @@ A configuration is a short string:
 - in cb, filter and tp configurations, kd adds a DistillCallback (weight 0.5, temperature 4; kd=W sets the weight): in the
   trained flow its teacher is the model as the fit starts (its default; for tp, the model before its first fit), in the
   scratch flow the seed's trained dense model (see --flow), whose accuracy is logged in teacher_<task>.csv beside the
-  student's; in tp configurations it is on every fit of the pipeline;
-- `tp@Sx,IMPORTANCE[,reg=R][,sl=F][,round=R][,kd]`: Torch-Pruning's own pipeline on the same data, optimizer and budget, to S
+  student's; in tp configurations it is on every fit of the pipeline; at (with kd, CIFAR tasks) also matches the
+  attention maps of both models at the end of each stage (Zagoruyko and Komodakis' attention transfer, its weight 1000),
+  which a student with fewer channels can match because the maps average over the channels;
+- `tp@Sx,IMPORTANCE[,reg=R][,sl=F][,round=R][,kd[,at]]`: Torch-Pruning's own pipeline on the same data, optimizer and budget, to S
   times fewer MACs over the convs (its global pruning, stepped until the target is reached, as its benchmark scripts
   do). IMPORTANCE: l1 or l2 (MetaPruner with GroupMagnitudeImportance, one-shot at the start, then fine-tuning),
   groupnorm (GroupNormPruner: F of the epochs (default 0.5) of sparse learning with its regularizer of strength R
@@ -77,8 +79,8 @@ RESULTS = Path(__file__).parent/'results'
 CACHE = Path(__file__).parent/'cache'  # the trained dense models of the trained flow (not in git)
 TASKS = {
     'mnist': dict(dls=mnist_dls, model=MnistNet, epochs=7, lr=3e-3),
-    'cifar-vgg': dict(dls=cifar_dls, model=vgg_cifar, epochs=20, lr=3e-3),
-    'cifar-resnet20': dict(dls=cifar_dls, model=resnet20, epochs=20, lr=3e-3),
+    'cifar-vgg': dict(dls=cifar_dls, model=vgg_cifar, epochs=20, lr=3e-3, stages=['5', '12', '19']),  # each resolution's last ReLU
+    'cifar-resnet20': dict(dls=cifar_dls, model=resnet20, epochs=20, lr=3e-3, stages=['5', '8', '11']),  # each stage's last block
     'digits-cnn': dict(dls=digits_dls, model=digits_cnn, epochs=10, lr=1e-2),
     'digits-resnet': dict(dls=digits_dls, model=partial(tiny_resnet, 16), epochs=10, lr=1e-2),
 }
@@ -107,20 +109,20 @@ def parse(config:str) -> dict:
     if kind == 'tp':
         if len(parts) < 2 or not parts[0].endswith('x') or parts[1] not in ('l1', 'l2', 'groupnorm', 'slim'):
             raise ValueError(f"Unknown configuration {config!r}: see --help")
-        out = dict(kind='tp', speedup=float(parts[0][:-1]), importance=parts[1], reg=None, sl=.5, round=None, kd=None)
+        out = dict(kind='tp', speedup=float(parts[0][:-1]), importance=parts[1], reg=None, sl=.5, round=None, kd=None, at=False, ens=False)
         for p in parts[2:]:
             k, _, v = p.partition('=')
             if k not in out or k in ('speedup', 'importance'): raise ValueError(f"Unknown option {p!r} in {config!r}: see --help")
-            out[k] = distill_options(v) if k == 'kd' else int(v) if k == 'round' else float(v)
+            out[k] = distill_options(v) if k == 'kd' else True if k in ('at', 'ens') and not v else int(v) if k == 'round' else float(v)
         return out
     if kind in ('mit', 'sens') and len(parts) == 1: return dict(kind=kind, sparsity=float(parts[0]))
     if kind not in ('cb', 'filter') or len(parts) < 4: raise ValueError(f"Unknown configuration {config!r}: see --help")
     speedup = float(parts[0][:-1]) if parts[0].endswith('x') else None
     out = dict(kind=kind, sparsity=None if speedup else float(parts[0]), speedup=speedup, context=parts[1], criteria=parts[2],
-               schedule=parts[3], window=None, every=None, order=None, kd=None, round=None, reg=None, qat=False, split=None)
+               schedule=parts[3], window=None, every=None, order=None, kd=None, at=False, ens=False, round=None, reg=None, qat=False, split=None)
     for p in parts[4:]:
         if p == 'kd' or p.startswith('kd='): out['kd'] = distill_options(p[3:])
-        elif p == 'qat': out['qat'] = True
+        elif p in ('qat', 'at', 'ens'): out[p] = True
         elif p.startswith('reg='): out['reg'] = float(p[4:])
         elif p.startswith('split='): out['split'] = float(p[6:])
         elif p.startswith('round='): out['round'] = int(p[6:])
@@ -132,6 +134,16 @@ def parse(config:str) -> dict:
 def distill_options(weight:str) -> dict:
     "DistillCallback's arguments for a `kd` or `kd=W` option: its defaults, or the weight W"
     return {} if weight == '' else dict(weight=float(weight))
+
+def attention(task:str, c:dict, config:str, flow:str='scratch') -> dict|None:
+    "DistillCallback's arguments of `c`, with the task's stage outputs as the layers whose attention maps are matched if `at`"
+    for o in ('at', 'ens'):
+        if c.get(o) and c['kd'] is None: raise ValueError(f"{o} is an option of the teacher, so it needs kd too: {config!r}")
+    if c.get('ens') and (flow != 'scratch' or c.get('at')):
+        raise ValueError(f"ens is the scratch flow's teacher, and its members' layers can't be paired by name (no at): {config!r}")
+    if not c.get('at'): return c.get('kd')
+    if 'stages' not in TASKS[task]: raise ValueError(f"at: task {task!r} names no stage layers; allowed on {[t for t in TASKS if 'stages' in TASKS[t]]}")
+    return {**c['kd'], 'features': TASKS[task]['stages']}
 
 def schedule(c:dict) -> Schedule:
     "The named schedule, with its window moved if the configuration gives one"
@@ -168,7 +180,8 @@ def trained(task:str, seed:int, order:int|None=None) -> Learner:
 def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
     "Train one configuration with one seed (`epochs` of training, or of recovery in the trained flow); its measurements"
     c, lr = parse(config), TASKS[task]['lr']
-    teacher = trained(task, seed) if c.get('kd') is not None and flow == 'scratch' else None  # in the trained flow: the default copy
+    c['kd'] = attention(task, c, config, flow)
+    teacher = scratch_teacher(task, seed, c['ens']) if c.get('kd') is not None and flow == 'scratch' else None  # trained flow: the default copy
     teacher_model = None if teacher is None else teacher.model
     learn = trained(task, seed, c.get('order')) if flow == 'trained' else learner(task, seed, c.get('order'))
     learn.remove_cb(ProgressCallback)  # no bars in a log; the Recorder still prints each epoch's line
@@ -203,6 +216,20 @@ def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
     if flow == 'trained': row['int8'] = int8(learn).assign(accuracy=row['accuracy'])
     if teacher is not None: row['teacher'] = teacher_accuracy(teacher).assign(accuracy=row['accuracy'])
     return row
+
+ENSEMBLE = (0, 1, 2)  # the seeds whose dense models `ens` averages
+
+class Ensemble(nn.Module):
+    "The mean of the logits of `models`: a teacher stronger than each of them"
+    def __init__(self, models:list): super().__init__(); self.models = nn.ModuleList(models)
+    def forward(self, x): return torch.stack([m(x) for m in self.models]).mean(0)
+
+def scratch_teacher(task:str, seed:int, ensemble:bool=False) -> Learner:
+    "The scratch flow's teacher: the seed's trained dense model, or the Ensemble of those of the ENSEMBLE seeds"
+    members = [trained(task, s).model for s in ENSEMBLE] if ensemble else None
+    teacher = trained(task, seed)  # last, so that its seed is the one set
+    if members: teacher.model = Ensemble(members)
+    return teacher
 
 def distillation(teacher:nn.Module|None, options:dict|None) -> list:
     "A new DistillCallback from `teacher` (None: its default, the model as the fit starts) with `options`; none if `options` is None"
