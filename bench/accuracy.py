@@ -16,7 +16,7 @@ A configuration is a short string:
 - `cb@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,every=N]`: one SparsifyCallback on the whole fit, weight granularity
   over Conv and Linear layers; START-END overrides the schedule's window (fractions of training); order=N shuffles
   the data with seed N instead of the run's seed (the weights still start from the run's seed): the data order alone;
-- `filter@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,kd[,at]][,reg=D][,round=R][,qat][,split=F]`: conv filters with coupled=True, prune=True; the
+- `filter@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,kd[,at|,ens]][,reg=D][,round=R][,qat][,split=F]`: conv filters with coupled=True, prune=True; the
   compact model's parameter and MAC ratios are recorded too, and each cut's accuracy on a fixed validation batch just
   before and after it (CutMonitor), in cuts_<task>[_trained].csv. S may be a speedup, `2x`: SparsifyCallback(speedup=2.),
   which allocates the channels over the groups to reach 2x fewer MACs; round=R keeps a multiple of R channels per group;
@@ -29,10 +29,12 @@ A configuration is a short string:
 - in cb, filter and tp configurations, kd adds a DistillCallback (weight 0.5, temperature 4; kd=W sets the weight): in the
   trained flow its teacher is the model as the fit starts (its default; for tp, the model before its first fit), in the
   scratch flow the seed's trained dense model (see --flow), whose accuracy is logged in teacher_<task>.csv beside the
-  student's; in tp configurations it is on every fit of the pipeline; at (with kd, CIFAR tasks) also matches the
-  attention maps of both models at the end of each stage (Zagoruyko and Komodakis' attention transfer, its weight 1000),
-  which a student with fewer channels can match because the maps average over the channels;
-- `tp@Sx,IMPORTANCE[,reg=R][,sl=F][,round=R][,kd[,at]]`: Torch-Pruning's own pipeline on the same data, optimizer and budget, to S
+  student's; in tp configurations it is on every fit of the pipeline; at (with kd) also matches the attention maps
+  of both models at the end of each stage (DistillCallback(features='stages'): Zagoruyko and Komodakis' attention
+  transfer, its weight 1000), which a student with fewer channels can match because the maps average over the channels;
+  ens (scratch flow, with kd, without at) distils from the Ensemble of the dense models of seeds 0, 1 and 2 (the mean
+  of their logits) instead of the seed's own;
+- `tp@Sx,IMPORTANCE[,reg=R][,sl=F][,round=R][,kd[,at|,ens]]`: Torch-Pruning's own pipeline on the same data, optimizer and budget, to S
   times fewer MACs over the convs (its global pruning, stepped until the target is reached, as its benchmark scripts
   do). IMPORTANCE: l1 or l2 (MetaPruner with GroupMagnitudeImportance, one-shot at the start, then fine-tuning),
   groupnorm (GroupNormPruner: F of the epochs (default 0.5) of sparse learning with its regularizer of strength R
@@ -79,8 +81,8 @@ RESULTS = Path(__file__).parent/'results'
 CACHE = Path(__file__).parent/'cache'  # the trained dense models of the trained flow (not in git)
 TASKS = {
     'mnist': dict(dls=mnist_dls, model=MnistNet, epochs=7, lr=3e-3),
-    'cifar-vgg': dict(dls=cifar_dls, model=vgg_cifar, epochs=20, lr=3e-3, stages=['5', '12', '19']),  # each resolution's last ReLU
-    'cifar-resnet20': dict(dls=cifar_dls, model=resnet20, epochs=20, lr=3e-3, stages=['5', '8', '11']),  # each stage's last block
+    'cifar-vgg': dict(dls=cifar_dls, model=vgg_cifar, epochs=20, lr=3e-3),
+    'cifar-resnet20': dict(dls=cifar_dls, model=resnet20, epochs=20, lr=3e-3),
     'digits-cnn': dict(dls=digits_dls, model=digits_cnn, epochs=10, lr=1e-2),
     'digits-resnet': dict(dls=digits_dls, model=partial(tiny_resnet, 16), epochs=10, lr=1e-2),
 }
@@ -135,15 +137,13 @@ def distill_options(weight:str) -> dict:
     "DistillCallback's arguments for a `kd` or `kd=W` option: its defaults, or the weight W"
     return {} if weight == '' else dict(weight=float(weight))
 
-def attention(task:str, c:dict, config:str, flow:str='scratch') -> dict|None:
-    "DistillCallback's arguments of `c`, with the task's stage outputs as the layers whose attention maps are matched if `at`"
+def attention(c:dict, config:str, flow:str='scratch') -> dict|None:
+    "DistillCallback's arguments of `c`, with attention maps matched at the end of each stage if `at`"
     for o in ('at', 'ens'):
         if c.get(o) and c['kd'] is None: raise ValueError(f"{o} is an option of the teacher, so it needs kd too: {config!r}")
     if c.get('ens') and (flow != 'scratch' or c.get('at')):
         raise ValueError(f"ens is the scratch flow's teacher, and its members' layers can't be paired by name (no at): {config!r}")
-    if not c.get('at'): return c.get('kd')
-    if 'stages' not in TASKS[task]: raise ValueError(f"at: task {task!r} names no stage layers; allowed on {[t for t in TASKS if 'stages' in TASKS[t]]}")
-    return {**c['kd'], 'features': TASKS[task]['stages']}
+    return {**c['kd'], 'features': 'stages'} if c.get('at') else c.get('kd')
 
 def schedule(c:dict) -> Schedule:
     "The named schedule, with its window moved if the configuration gives one"
@@ -180,7 +180,7 @@ def trained(task:str, seed:int, order:int|None=None) -> Learner:
 def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
     "Train one configuration with one seed (`epochs` of training, or of recovery in the trained flow); its measurements"
     c, lr = parse(config), TASKS[task]['lr']
-    c['kd'] = attention(task, c, config, flow)
+    c['kd'] = attention(c, config, flow)
     teacher = scratch_teacher(task, seed, c['ens']) if c.get('kd') is not None and flow == 'scratch' else None  # trained flow: the default copy
     teacher_model = None if teacher is None else teacher.model
     learn = trained(task, seed, c.get('order')) if flow == 'trained' else learner(task, seed, c.get('order'))

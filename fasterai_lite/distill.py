@@ -16,7 +16,7 @@ from .graph import modes_kept, plain_inputs
 from .callback import CleanCallback, only_evaluating, sample_batch, sample_inputs
 
 # %% auto #0
-__all__ = ['soft_target_loss', 'attention_map', 'accuracy_and_majority', 'DistillCallback']
+__all__ = ['soft_target_loss', 'attention_map', 'accuracy_and_majority', 'stage_ends', 'stage_pairs', 'DistillCallback']
 
 # %% ../nbs/07a_distill.ipynb #a0596dc0
 def soft_target_loss(
@@ -46,6 +46,33 @@ def accuracy_and_majority(
     targets = targets.to(predicted.device)
     return (predicted == targets).float().mean().item(), torch.bincount(targets.flatten()).max().item() / targets.numel()
 
+# %% ../nbs/07a_distill.ipynb #c7e4ace5
+def stage_ends(
+    model:nn.Module,  # A network whose layers output feature maps, (batch, channels, *positions)
+    x:tuple,          # One sample of its inputs
+) -> dict:
+    "{spatial size: the name of the last module to output it}, in the order they run: the end of each stage"
+    ends = {}
+    def keep(name): return lambda m, i, o: ends.update({tuple(o.shape[2:]): name}) if isinstance(o, Tensor) and o.shape[2:].numel() > 1 else None
+    hooks = [m.register_forward_hook(keep(n)) for n, m in model.named_modules() if n]
+    try:
+        with torch.no_grad(), modes_kept(model): model.eval()(*x)
+    finally:
+        for h in hooks: h.remove()
+    return ends
+
+def stage_pairs(
+    student:nn.Module,  # The model that learns
+    teacher:nn.Module,  # The model it learns from
+    x:tuple,            # One sample of the inputs of both
+) -> dict:
+    "{student layer: teacher layer}: the stage ends of both models paired by the spatial size of their outputs"
+    s, t = stage_ends(student, x), stage_ends(teacher, x)
+    pairs = {s[k]: t[k] for k in s if k in t}
+    if not pairs: raise ValueError(f"features='stages' pairs layers by the spatial size of their outputs, and the student's sizes "
+                                   f"{list(s)} and the teacher's {list(t)} have none in common: name the layers instead")
+    return pairs
+
 # %% ../nbs/07a_distill.ipynb #9c51545b
 _LOSSES = ('soft', 'mse')
 
@@ -58,17 +85,17 @@ class DistillCallback(CleanCallback):
         temperature:float=4.,               # T > 0: softens the outputs of both models ('soft' loss)
         schedule:Schedule|str|None=None,    # How alpha grows to `weight` over the fit; None: `weight` from the start
         loss:str='soft',                    # 'soft': KL divergence of the softened outputs; 'mse': mean squared error of the outputs
-        features:list|dict|None=None,       # Layers whose attention maps are matched: names (the same in both), or {student: teacher}
+        features:list|dict|str|None=None,   # Layers whose attention maps are matched: names (the same in both), {student: teacher}, or 'stages' (paired by size)
         feature_weight:float=1000.,         # beta >= 0: the weight of attention matching
     ):
         check_range(weight, 'weight'); check_positive(temperature, 'temperature'); check_range(feature_weight, 'feature_weight', 0, float('inf'))
         if loss not in _LOSSES: raise ValueError(f"Unknown distillation loss {loss!r}: allowed are {list(_LOSSES)}")
         if teacher is not None and not isinstance(teacher, nn.Module): raise TypeError(f"teacher must be an nn.Module or None, got {teacher!r}")
-        if features is not None and not isinstance(features, (list, tuple, dict)) or features is not None and not features:
-            raise ValueError(f"features must be a non-empty list of layer names or dict of student -> teacher names, got {features!r}")
+        if features is not None and features != 'stages' and (not isinstance(features, (list, tuple, dict)) or not features):
+            raise ValueError(f"features must be 'stages', a non-empty list of layer names or a dict of student -> teacher names, got {features!r}")
         schedule = None if schedule is None else as_schedule(schedule)
-        self.pairs = None if features is None else dict(features) if isinstance(features, dict) else {n: n for n in features}
-        store_attr('teacher,weight,temperature,schedule,loss,feature_weight')
+        self.pairs = None if features in (None, 'stages') else dict(features) if isinstance(features, dict) else {n: n for n in features}
+        store_attr('teacher,weight,temperature,schedule,loss,features,feature_weight')
         self.active, self.cost, self.frozen, self.teacher_out, self.feats, self.hooks = False, None, None, None, {}, []
 
     def alpha(self, pct_train:float) -> float:
@@ -84,9 +111,11 @@ class DistillCallback(CleanCallback):
         teacher = copy.deepcopy(student) if self.teacher is None else self.teacher.to(device=p.device, dtype=p.dtype)
         self.feats, self.hooks = {}, []
         batch = sample_batch(self.learn.dls)
+        x = sample_inputs(self.learn.dls, batch)
         try:
+            if self.features == 'stages': self.pairs = stage_pairs(student, teacher, x)  # again each fit: the student may have changed
             if self.pairs: self._hook(student, teacher)
-            self._check(student, teacher, sample_inputs(self.learn.dls, batch))
+            self._check(student, teacher, x)
             self._warn_at_chance(teacher, batch)
         except Exception: self._unhook(); raise  # and nothing of the model changed
         self.teacher_mode, self.frozen = teacher.training, teacher.eval()

@@ -1,7 +1,7 @@
 """Recovering accuracy and reaching a cost target on fastai's own learners: `DistillCallback` beside `SparsifyCallback`
 on a `vision_learner` fed from an image folder, with `fine_tune`, mixed precision and a MACs target (`speedup=`)."""
 import warnings, pytest, torch, torch.nn as nn
-from fastai.vision.all import ImageDataLoaders, Resize, Normalize, imagenet_stats, vision_learner, resnet18, accuracy, set_seed, load_learner
+from fastai.vision.all import ImageDataLoaders, Resize, Normalize, imagenet_stats, vision_learner, resnet18, resnet34, accuracy, set_seed, load_learner
 from fasterai_lite.all import *
 from helpers import digit_folder
 from fastai.callback.core import Callback
@@ -126,3 +126,15 @@ def test_evaluating_and_exporting_with_the_recovery_tools_attached(folder, tmp_p
     dl = learn.dls.test_dl([learn.dls.valid_ds.items[0]])
     torch.testing.assert_close(loaded.get_preds(dl=dl)[0], learn.get_preds(dl=dl)[0])
     assert param_count(loaded.model) == param_count(learn.model)
+
+def test_attention_transfer_pairs_the_stages_of_a_deeper_teacher(folder):
+    "features='stages' pairs a resnet34 teacher's stage ends with a resnet18 student's by size, beside a coupled, pruned fit"
+    teacher = vision_learner(learner(folder).dls, resnet34, pretrained=False).model
+    learn = learner(folder)
+    kd = DistillCallback(teacher, features='stages')
+    sp = SparsifyCallback(50, 'filter', 'local', 'large_final', 'agp', coupled=True, prune=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='.*nothing to teach')  # an untrained teacher: the pairing is what is tested
+        learn.fit(1, 1e-3, cbs=[kd, sp])
+    assert kd.pairs == {n: n for n in ('0.2', '0.4', '0.5', '0.6')}  # 16, 8, 4 and 2 positions a side; layer4's 1x1 is left out
+    assert hooks(learn.model) == 0 and hooks(teacher) == 0 and sp.prune_report is not None
