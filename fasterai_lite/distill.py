@@ -53,7 +53,10 @@ def stage_ends(
 ) -> dict:
     "{spatial size: the name of the last module to output it}, in the order they run: the end of each stage"
     ends = {}
-    def keep(name): return lambda m, i, o: ends.update({tuple(o.shape[2:]): name}) if isinstance(o, Tensor) and o.shape[2:].numel() > 1 else None
+    def keep(name):
+        def hook(module, inputs, out):
+            if isinstance(out, Tensor) and out.shape[2:].numel() > 1: ends[tuple(out.shape[2:])] = name  # 2-D outputs have 1 position
+        return hook
     hooks = [m.register_forward_hook(keep(n)) for n, m in model.named_modules() if n]
     try:
         with torch.no_grad(), modes_kept(model): model.eval()(*x)
