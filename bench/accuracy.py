@@ -137,7 +137,7 @@ def distill_options(weight:str) -> dict:
     "DistillCallback's arguments for a `kd` or `kd=W` option: its defaults, or the weight W"
     return {} if weight == '' else dict(weight=float(weight))
 
-def attention(c:dict, config:str, flow:str='scratch') -> dict|None:
+def distill_arguments(c:dict, config:str, flow:str) -> dict|None:
     "DistillCallback's arguments of `c`, with attention maps matched at the end of each stage if `at`"
     for o in ('at', 'ens'):
         if c.get(o) and c['kd'] is None: raise ValueError(f"{o} is an option of the teacher, so it needs kd too: {config!r}")
@@ -180,7 +180,7 @@ def trained(task:str, seed:int, order:int|None=None) -> Learner:
 def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
     "Train one configuration with one seed (`epochs` of training, or of recovery in the trained flow); its measurements"
     c, lr = parse(config), TASKS[task]['lr']
-    c['kd'] = attention(c, config, flow)
+    c['kd'] = distill_arguments(c, config, flow)
     teacher = scratch_teacher(task, seed, c['ens']) if c.get('kd') is not None and flow == 'scratch' else None  # trained flow: the default copy
     teacher_model = None if teacher is None else teacher.model
     learn = trained(task, seed, c.get('order')) if flow == 'trained' else learner(task, seed, c.get('order'))

@@ -97,9 +97,8 @@ class DistillCallback(CleanCallback):
         if features is not None and features != 'stages' and (not isinstance(features, (list, tuple, dict)) or not features):
             raise ValueError(f"features must be 'stages', a non-empty list of layer names or a dict of student -> teacher names, got {features!r}")
         schedule = None if schedule is None else as_schedule(schedule)
-        self.pairs = None if features in (None, 'stages') else dict(features) if isinstance(features, dict) else {n: n for n in features}
         store_attr('teacher,weight,temperature,schedule,loss,features,feature_weight')
-        self.active, self.cost, self.frozen, self.teacher_out, self.feats, self.hooks = False, None, None, None, {}, []
+        self.active, self.cost, self.frozen, self.teacher_out, self.feats, self.hooks, self.pairs = False, None, None, None, {}, [], None
 
     def alpha(self, pct_train:float) -> float:
         "The weight of distillation at `pct_train` of the fit"
@@ -116,13 +115,20 @@ class DistillCallback(CleanCallback):
         batch = sample_batch(self.learn.dls)
         x = sample_inputs(self.learn.dls, batch)
         try:
-            if self.features == 'stages': self.pairs = stage_pairs(student, teacher, x)  # again each fit: the student may have changed
+            self.pairs = self._pairs(student, teacher, x)
             if self.pairs: self._hook(student, teacher)
             self._check(student, teacher, x)
             self._warn_at_chance(teacher, batch)
         except Exception: self._unhook(); raise  # and nothing of the model changed
         self.teacher_mode, self.frozen = teacher.training, teacher.eval()
         self.seconds, self.start, self.active = 0., time.perf_counter(), True
+
+    def _pairs(self, student:nn.Module, teacher:nn.Module, x:tuple) -> dict|None:
+        "{student layer: teacher layer} whose attention maps this fit matches; None without `features`"
+        f = self.features
+        if f is None: return None
+        if f == 'stages': return stage_pairs(student, teacher, x)  # found again each fit: the student may have changed
+        return dict(f) if isinstance(f, dict) else {n: n for n in f}
 
     def _hook(self, student:nn.Module, teacher:nn.Module):
         "Keep the outputs of the feature layers of both models at each forward pass; an error naming a layer either lacks"
