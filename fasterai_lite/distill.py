@@ -52,17 +52,19 @@ def stage_ends(
     x:tuple,          # One sample of its inputs
 ) -> dict:
     "{spatial size: the name of the last module to output it}, in the order they run: the end of each stage"
-    ends = {}
+    ends, computed = {}, set()  # computed: the sizes at which a layer with weights of its own outputs
     def keep(name):
         def hook(module, inputs, out):
-            if isinstance(out, Tensor) and out.shape[2:].numel() > 1: ends[tuple(out.shape[2:])] = name  # 2-D outputs have 1 position
+            if not isinstance(out, Tensor) or out.shape[2:].numel() <= 1: return  # 2-D outputs have 1 position
+            ends[tuple(out.shape[2:])] = name
+            if next(module.parameters(recurse=False), None) is not None: computed.add(tuple(out.shape[2:]))
         return hook
     hooks = [m.register_forward_hook(keep(n)) for n, m in model.named_modules() if n]
     try:
         with torch.no_grad(), modes_kept(model): model.eval()(*x)
     finally:
         for h in hooks: h.remove()
-    return ends
+    return {size: name for size, name in ends.items() if size in computed}
 
 def stage_pairs(
     student:nn.Module,  # The model that learns
