@@ -51,8 +51,8 @@ Two flows (--flow):
 Each (task, configuration, seed) is one row of bench/results/accuracy_<task>.csv, appended as soon as it finishes:
 an interrupted run resumes where it stopped (--fresh starts over). --report (also done after every run) writes
 accuracy_<task>.md: mean and min-max over seeds per configuration, the mean difference to the dense model of the same
-seed, and the median wall time of a run. The seed sets the initial weights, the data order
-and the dropout masks.
+seed, and the median wall time of a run (without the training of the dense models kept in bench/cache, done before
+its clock starts). The seed sets the initial weights, the data order and the dropout masks.
 
 Usage: python bench/accuracy.py [--task mnist] [--flow scratch|trained] [--recover N] [--set default|explore|more|grid] [--configs C [C ...]] [--seeds 0 1 2]
        [--epochs N] [--report] [--fresh]"""
@@ -163,19 +163,28 @@ def sparsity(cb:SparsifyCallback) -> float:
 
 def trained(task:str, seed:int, order:int|None=None) -> Learner:
     "The task's learner with the seed's dense model trained for the task's epochs: trained once, then read from bench/cache"
-    learn, t = learner(task, seed, order), TASKS[task]
+    path = dense_path(task, seed)
+    if not path.exists(): train_dense(task, seed)
+    learn = learner(task, seed, order)  # a new one even after training: the trained one's data loaders have moved on
     learn.remove_cb(ProgressCallback)
-    path = CACHE/f"{task}_seed{seed}_{t['epochs']}ep.pt"
-    if path.exists(): learn.model.load_state_dict(torch.load(path, weights_only=True))
-    else:
-        start = time.perf_counter()
-        learn.fit_one_cycle(t['epochs'], t['lr'])
-        CACHE.mkdir(exist_ok=True)
-        tmp = path.with_suffix('.tmp'); torch.save(learn.model.state_dict(), tmp); tmp.replace(path)
-        print(f"trained the dense {task} model of seed {seed} in {time.perf_counter() - start:.0f} s: "
-              f"accuracy {float(learn.validate()[1]) * 100:.2f}%, kept in {path}", flush=True)
+    learn.model.load_state_dict(torch.load(path, weights_only=True))
     set_seed(seed)  # every configuration of this seed sees the same data order and dropout in its recovery epochs
     return learn
+
+def dense_path(task:str, seed:int) -> Path:
+    "Where the seed's trained dense model is kept"
+    return CACHE/f"{task}_seed{seed}_{TASKS[task]['epochs']}ep.pt"
+
+def train_dense(task:str, seed:int):
+    "Train the seed's dense model for the task's epochs and keep its weights in bench/cache"
+    path = dense_path(task, seed)
+    learn, t, start = learner(task, seed), TASKS[task], time.perf_counter()
+    learn.remove_cb(ProgressCallback)
+    learn.fit_one_cycle(t['epochs'], t['lr'])
+    CACHE.mkdir(exist_ok=True)
+    tmp = path.with_suffix('.tmp'); torch.save(learn.model.state_dict(), tmp); tmp.replace(path)
+    print(f"trained the dense {task} model of seed {seed} in {time.perf_counter() - start:.0f} s: "
+          f"accuracy {float(learn.validate()[1]) * 100:.2f}%, kept in {path}", flush=True)
 
 def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
     "Train one configuration with one seed (`epochs` of training, or of recovery in the trained flow); its measurements"
@@ -218,6 +227,12 @@ def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
     return row
 
 ENSEMBLE = (0, 1, 2)  # the seeds whose dense models `ens` averages
+
+def dense_seeds(config:str, seed:int, flow:str) -> list:
+    "The seeds whose trained dense models a run of `config` starts from (trained flow) or distils from (scratch flow)"
+    c = parse(config)
+    if flow == 'trained': return [seed]
+    return [] if c.get('kd') is None else [*ENSEMBLE, seed] if c.get('ens') else [seed]
 
 class Ensemble(nn.Module):
     "The mean of the logits of `models`: a teacher stronger than each of them"
@@ -363,6 +378,8 @@ def main():
     todo = [(c, s) for c in configs for s in a.seeds if (c, s, epochs) not in done(path)]
     print(f"{a.task}: {len(todo)} runs to do ({len(configs) * len(a.seeds) - len(todo)} already in {path})", flush=True)
     for i, (c, s) in enumerate(todo):
+        for d in dense_seeds(c, s, a.flow):  # before the clock starts: a run's seconds are its own
+            if not dense_path(a.task, d).exists(): train_dense(a.task, d)
         t = time.perf_counter()
         print(f"[{i + 1}/{len(todo)}] {c} seed {s} ...", flush=True)
         row = run(a.task, c, s, epochs, a.flow)
