@@ -47,17 +47,19 @@ def accuracy_and_majority(
     return (predicted == targets).float().mean().item(), torch.bincount(targets.flatten()).max().item() / targets.numel()
 
 # %% ../nbs/07a_distill.ipynb #c7e4ace5
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
 def stage_ends(
     model:nn.Module,  # A network whose layers output feature maps, (batch, channels, *positions)
     x:tuple,          # One sample of its inputs
 ) -> dict:
-    "{spatial size: the name of the last module to output it}, in the order they run: the end of each stage"
-    ends, computed = {}, set()  # computed: the sizes at which a layer with weights of its own outputs
+    "{spatial size a convolution outputs: the name of the last module to output it}, in the order they run: the end of each stage"
+    ends, computed = {}, set()  # computed: the sizes a convolution outputs
     def keep(name):
         def hook(module, inputs, out):
             if not isinstance(out, Tensor) or out.shape[2:].numel() <= 1: return  # 2-D outputs have 1 position
             ends[tuple(out.shape[2:])] = name
-            if next(module.parameters(recurse=False), None) is not None: computed.add(tuple(out.shape[2:]))
+            if isinstance(module, _CONVS): computed.add(tuple(out.shape[2:]))
         return hook
     hooks = [m.register_forward_hook(keep(n)) for n, m in model.named_modules() if n]
     try:
