@@ -163,21 +163,21 @@ def sparsity(cb:SparsifyCallback) -> float:
 
 def trained(task:str, seed:int, order:int|None=None) -> Learner:
     "The task's learner with the seed's dense model trained for the task's epochs: trained once, then read from bench/cache"
-    path = dense_path(task, seed)
-    if not path.exists(): train_dense(task, seed)
+    path = kept_dense(task, seed)
     learn = learner(task, seed, order)  # a new one even after training: the trained one's data loaders have moved on
     learn.remove_cb(ProgressCallback)
     learn.model.load_state_dict(torch.load(path, weights_only=True))
     set_seed(seed)  # every configuration of this seed sees the same data order and dropout in its recovery epochs
     return learn
 
-def dense_path(task:str, seed:int) -> Path:
-    "Where the seed's trained dense model is kept"
-    return CACHE/f"{task}_seed{seed}_{TASKS[task]['epochs']}ep.pt"
+def kept_dense(task:str, seed:int) -> Path:
+    "The file of the seed's dense model trained for the task's epochs, trained and kept in bench/cache the first time"
+    path = CACHE/f"{task}_seed{seed}_{TASKS[task]['epochs']}ep.pt"
+    if not path.exists(): train_dense(task, seed, path)
+    return path
 
-def train_dense(task:str, seed:int):
-    "Train the seed's dense model for the task's epochs and keep its weights in bench/cache"
-    path = dense_path(task, seed)
+def train_dense(task:str, seed:int, path:Path):
+    "Train the seed's dense model for the task's epochs and keep its weights in `path`"
     learn, t, start = learner(task, seed), TASKS[task], time.perf_counter()
     learn.remove_cb(ProgressCallback)
     learn.fit_one_cycle(t['epochs'], t['lr'])
@@ -378,8 +378,7 @@ def main():
     todo = [(c, s) for c in configs for s in a.seeds if (c, s, epochs) not in done(path)]
     print(f"{a.task}: {len(todo)} runs to do ({len(configs) * len(a.seeds) - len(todo)} already in {path})", flush=True)
     for i, (c, s) in enumerate(todo):
-        for d in dense_seeds(c, s, a.flow):  # before the clock starts: a run's seconds are its own
-            if not dense_path(a.task, d).exists(): train_dense(a.task, d)
+        for d in dense_seeds(c, s, a.flow): kept_dense(a.task, d)  # before the clock starts: a run's seconds are its own
         t = time.perf_counter()
         print(f"[{i + 1}/{len(todo)}] {c} seed {s} ...", flush=True)
         row = run(a.task, c, s, epochs, a.flow)

@@ -58,8 +58,9 @@ def stage_ends(
     def keep(name):
         def hook(module, inputs, out):
             if not isinstance(out, Tensor) or out.shape[2:].numel() <= 1: return  # 2-D outputs have 1 position
-            ends[tuple(out.shape[2:])] = name
-            if isinstance(module, _CONVS): computed.add(tuple(out.shape[2:]))
+            size = tuple(out.shape[2:])
+            ends[size] = name
+            if isinstance(module, _CONVS): computed.add(size)
         return hook
     hooks = [m.register_forward_hook(keep(n)) for n, m in model.named_modules() if n]
     try:
