@@ -14,9 +14,10 @@ A configuration is a short string:
 - `sens@S`: the same, with per-layer sparsities from a sensitivity scan of the dense model (each layer pruned alone to
   50-99%, scored on the validation set, as the MIT lab does) through `sensitivity_targets`, instead of S% everywhere;
 - `cb@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,every=N]`: one SparsifyCallback on the whole fit, weight granularity
-  over Conv and Linear layers; START-END overrides the schedule's window (fractions of training); order=N shuffles
+  over Conv and Linear layers; START-END overrides the schedule's window (fractions of training); every=N re-masks at
+  most every N batches (SparsifyCallback's update_every; default at most 16 cuts per fit); order=N shuffles
   the data with seed N instead of the run's seed (the weights still start from the run's seed): the data order alone;
-- `filter@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,kd[,at|,ens]][,reg=D][,round=R][,qat][,split=F]`: conv filters with coupled=True, prune=True; the
+- `filter@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,every=N][,kd[,at|,ens]][,reg=D][,round=R][,qat][,split=F]`: conv filters with coupled=True, prune=True; the
   compact model's parameter and MAC ratios are recorded too, and each cut's accuracy on a fixed validation batch just
   before and after it (CutMonitor), in cuts_<task>[_trained].csv. S may be a speedup, `2x`: SparsifyCallback(speedup=2.),
   which allocates the channels over the groups to reach 2x fewer MACs; round=R keeps a multiple of R channels per group;
@@ -53,9 +54,11 @@ an interrupted run resumes where it stopped (--fresh starts over). --report (als
 accuracy_<task>.md: mean and min-max over seeds per configuration, the mean difference to the dense model of the same
 seed, and the median wall time of a run (without the training of the dense models kept in bench/cache, done before
 its clock starts). The seed sets the initial weights, the data order and the dropout masks.
+--results DIR writes (and reads) the tables in DIR instead of bench/results: a second run of the same configurations,
+kept apart from the first (bench/results/rerun holds the scratch flow's dense models trained again on 2026-11-30).
 
 Usage: python bench/accuracy.py [--task mnist] [--flow scratch|trained] [--recover N] [--set default|explore|more|grid] [--configs C [C ...]] [--seeds 0 1 2]
-       [--epochs N] [--report] [--fresh]"""
+       [--epochs N] [--report] [--fresh] [--results DIR]"""
 import argparse, copy, csv, gc, statistics, tempfile, time
 import pandas as pd
 from functools import partial
@@ -301,9 +304,9 @@ def append(path:Path, row:dict):
         if new: w.writeheader()
         w.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items() if k in FIELDS})
 
-def results(task:str, flow:str) -> Path:
-    "The CSV of a task's results in a flow"
-    return RESULTS/f"accuracy_{task}{'' if flow == 'scratch' else '_' + flow}.csv"
+def results(task:str, flow:str, folder:Path=RESULTS) -> Path:
+    "The CSV of a task's results in a flow, in `folder`"
+    return folder/f"accuracy_{task}{'' if flow == 'scratch' else '_' + flow}.csv"
 
 def int8_table(path:Path) -> str:
     "Markdown table of the INT8 log: per configuration, the FP32 and INT8 test accuracy (means over seeds) and their mean difference"
@@ -318,9 +321,9 @@ def int8_table(path:Path) -> str:
     return ("\nThe same models in 8 bits after training (`quantize_onnx` with its defaults, calibrated on 8 training batches; "
             "ONNX Runtime on the test set; `,qat` rows trained with `QuantizeCallback` from the last cut):\n\n" + '\n'.join(lines) + '\n')
 
-def report(task:str, flow:str='scratch') -> str:
-    "Markdown table of the task's results: mean and min-max over seeds per configuration; also written to disk"
-    path = results(task, flow)
+def report(task:str, flow:str='scratch', folder:Path=RESULTS) -> str:
+    "Markdown table of the task's results in `folder`: mean and min-max over seeds per configuration; also written to disk"
+    path = results(task, flow, folder)
     if not path.exists(): return f"no results for {task} ({flow}) yet"
     with open(path) as f: rows = list(csv.DictReader(f))
     groups = {}
@@ -346,7 +349,8 @@ def report(task:str, flow:str='scratch') -> str:
                      f"{cols['sparsity']:.2f} | {cols['params_ratio']:.2f} | {cols['macs_ratio']:.2f} | {cols['seconds']} |")
     how = ('' if flow == 'scratch' else f"; from the dense model trained {TASKS[task]['epochs']} epochs, the epochs "
            f"column is the recovery epochs")
-    md = (f"Accuracy on {task}, {flow} flow (`python bench/accuracy.py --task {task} --flow {flow} --report`{how})\n\n" +
+    where = '' if folder == RESULTS else f' --results {folder}'
+    md = (f"Accuracy on {task}, {flow} flow (`python bench/accuracy.py --task {task} --flow {flow} --report{where}`{how})\n\n" +
           '\n'.join(lines) + '\n' + int8_table(path.with_name(path.name.replace('accuracy_', 'int8_'))))
     path.with_suffix('.md').write_text(md)
     with open(path.with_name(path.stem + '_summary.csv'), 'w', newline='') as f:
@@ -365,10 +369,11 @@ def main():
     p.add_argument('--recover', type=int, default=10, help='epochs of pruning and recovery in the trained flow (default: 10)')
     p.add_argument('--report', action='store_true', help='only write and print the tables of the results so far')
     p.add_argument('--fresh', action='store_true', help='drop the earlier results of this task first')
+    p.add_argument('--results', type=Path, default=RESULTS, help='the folder of the result tables (default: bench/results)')
     a = p.parse_args()
-    RESULTS.mkdir(exist_ok=True)
-    path = results(a.task, a.flow)
-    if a.report: print(report(a.task, a.flow)); return
+    a.results.mkdir(parents=True, exist_ok=True)
+    path = results(a.task, a.flow, a.results)
+    if a.report: print(report(a.task, a.flow, a.results)); return
     if a.fresh and path.exists(): path.unlink()
     sets = SETS[a.task.split('-')[0]]
     if a.configs is None and a.set not in sets: p.error(f"--set must be one of {list(sets)} for {a.task}, got {a.set!r}")
@@ -390,6 +395,6 @@ def main():
         print(f"[{i + 1}/{len(todo)}] {c} seed {s}: accuracy {row['accuracy']:.2f}%, sparsity {row['sparsity']:.2f}%, "
               f"{row['seconds']:.0f} s", flush=True)
         gc.collect()
-    print(report(a.task, a.flow))
+    print(report(a.task, a.flow, a.results))
 
 if __name__ == '__main__': main()
