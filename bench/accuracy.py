@@ -71,7 +71,7 @@ from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import set_seed
 from fasterai_lite.core.all import *
 from fasterai_lite.callback import SparsifyCallback
-from fasterai_lite.distill import DistillCallback
+from fasterai_lite.distill import DistillCallback, Ensemble
 from fasterai_lite.regularize import GroupPenaltyCallback, CutMonitor
 from fasterai_lite.quantize import quantize_onnx, QuantizeCallback, top1_accuracy
 from fasterai_lite.deploy import OnnxModel
@@ -236,11 +236,6 @@ def dense_seeds(config:str, seed:int, flow:str) -> list:
     c = parse(config)
     if flow == 'trained': return [seed]
     return [] if c.get('kd') is None else [*ENSEMBLE, seed] if c.get('ens') else [seed]
-
-class Ensemble(nn.Module):
-    "The mean of the logits of `models`: a teacher stronger than each of them"
-    def __init__(self, models:list): super().__init__(); self.models = nn.ModuleList(models)
-    def forward(self, x): return torch.stack([m(x) for m in self.models]).mean(0)
 
 def scratch_teacher(task:str, seed:int, ensemble:bool=False) -> Learner:
     "The scratch flow's teacher: the seed's trained dense model, or the Ensemble of those of the ENSEMBLE seeds"

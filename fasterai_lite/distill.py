@@ -16,7 +16,8 @@ from .graph import modes_kept, plain_inputs
 from .callback import CleanCallback, only_evaluating, sample_batch, sample_inputs
 
 # %% auto #0
-__all__ = ['soft_target_loss', 'attention_map', 'accuracy_and_majority', 'stage_ends', 'stage_pairs', 'DistillCallback']
+__all__ = ['soft_target_loss', 'attention_map', 'accuracy_and_majority', 'stage_ends', 'stage_pairs', 'DistillCallback',
+           'Ensemble']
 
 # %% ../nbs/07a_distill.ipynb #a0596dc0
 def soft_target_loss(
@@ -88,7 +89,7 @@ class DistillCallback(CleanCallback):
     "Add a teacher's outputs (and optionally attention maps) to the training loss: knowledge distillation"
     order, run_valid = 20, False  # before SparsifyCallback (40): the default teacher is copied before any mask; validation keeps the task loss
     def __init__(self,
-        teacher:nn.Module|None=None,        # The teacher; None: a frozen copy of the model as the fit starts
+        teacher:nn.Module|None=None,        # The teacher (an `Ensemble` of several); None: a frozen copy of the model as the fit starts
         weight:float=0.5,                   # alpha in [0, 1]: the share of distillation in the loss, (1 - alpha) the task's
         temperature:float=4.,               # T > 0: softens the outputs of both models ('soft' loss)
         schedule:Schedule|str|None=None,    # How alpha grows to `weight` over the fit; None: `weight` from the start
@@ -101,6 +102,8 @@ class DistillCallback(CleanCallback):
         if teacher is not None and not isinstance(teacher, nn.Module): raise TypeError(f"teacher must be an nn.Module or None, got {teacher!r}")
         if features is not None and features != 'stages' and (not isinstance(features, (list, tuple, dict)) or not features):
             raise ValueError(f"features must be 'stages', a non-empty list of layer names or a dict of student -> teacher names, got {features!r}")
+        if features == 'stages' and isinstance(teacher, Ensemble):
+            raise ValueError("features='stages' can't pair the stages of an Ensemble, whose members each have their own: name the layers instead")
         schedule = None if schedule is None else as_schedule(schedule)
         store_attr('teacher,weight,temperature,schedule,loss,features,feature_weight')
         self.active, self.cost, self.frozen, self.teacher_out, self.feats, self.hooks, self.pairs = False, None, None, None, {}, [], None
@@ -214,3 +217,21 @@ class DistillCallback(CleanCallback):
         finally:
             if self.teacher is not None: self.teacher.train(self.teacher_mode)
             self.frozen = self.teacher_out = None; self.feats = {}
+
+# %% ../nbs/07a_distill.ipynb #ba993e0b
+class Ensemble(nn.Module):
+    "A teacher made of several models: the mean of their outputs"
+    def __init__(self,
+        models:list,  # Two or more trained models of the same inputs and outputs
+    ):
+        super().__init__()
+        models = list(models)
+        if len(models) < 2 or not all(isinstance(m, nn.Module) for m in models):
+            raise ValueError(f"Ensemble needs two or more nn.Modules, got {[type(m).__name__ for m in models]}")
+        self.models = nn.ModuleList(models)
+
+    def forward(self, *x):
+        outs = [m(*x) for m in self.models]
+        shapes = [tuple(o.shape) for o in outs]
+        if len(set(shapes)) > 1: raise ValueError(f"The members of an Ensemble must give outputs of one shape; they give {shapes}")
+        return torch.stack(outs).mean(0)

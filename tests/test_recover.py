@@ -138,3 +138,23 @@ def test_attention_transfer_pairs_the_stages_of_a_deeper_teacher(folder):
         learn.fit(1, 1e-3, cbs=[kd, sp])
     assert kd.pairs == {n: n for n in ('0.2', '0.4', '0.5', '0.6')}  # 16, 8, 4 and 2 positions a side; layer4's 1x1 is left out
     assert hooks(learn.model) == 0 and hooks(teacher) == 0 and sp.prune_report is not None
+
+def test_an_ensemble_of_trained_learners_teaches_a_pruned_one(folder):
+    "Two vision_learners fit on two data orders teach a third through Ensemble, beside a 2x MACs target: compact at 2x, teachers unchanged"
+    teachers = []
+    for seed in (0, 1):
+        t = learner(folder); set_seed(seed)
+        t.fit(1, 1e-3)
+        teachers.append(t.model)
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in teachers]
+    learn = learner(folder)
+    kd = DistillCallback(Ensemble(teachers))
+    sp = SparsifyCallback(None, 'filter', 'global', 'large_final', 'agp', speedup=2., coupled=True, prune=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='.*nothing to teach')  # one epoch on 128 images: what is tested is the plumbing
+        learn.fit(1, 1e-3, cbs=[kd, sp])
+    assert 2 <= float(sp.prune_report.loc['macs', 'ratio']) <= 2.1
+    assert kd.frozen is None and hooks(learn.model) == 0 and kd.cost['teacher_seconds'] > 0
+    for m, b in zip(teachers, before): assert all(torch.equal(b[k], v) for k, v in m.state_dict().items())  # the members stay as they were
+    with pytest.raises(ValueError, match="features='stages' can't pair the stages of an Ensemble"):
+        DistillCallback(Ensemble(teachers), features='stages')
