@@ -232,6 +232,8 @@ class Ensemble(nn.Module):
 
     def forward(self, *x):
         outs = [m(*x) for m in self.models]
+        if not all(isinstance(o, Tensor) for o in outs):
+            raise TypeError(f"The members of an Ensemble must each return one tensor; they return {[type(o).__name__ for o in outs]}")
         shapes = [tuple(o.shape) for o in outs]
         if len(set(shapes)) > 1: raise ValueError(f"The members of an Ensemble must give outputs of one shape; they give {shapes}")
         return torch.stack(outs).mean(0)

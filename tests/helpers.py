@@ -30,3 +30,12 @@ def digit_folder(root:Path, per_class:int) -> Path:
         (small/c.name).mkdir(parents=True)
         for f in sorted(c.iterdir())[:per_class]: shutil.copy(f, small/c.name/f.name)
     return small
+
+def snapshot(model:nn.Module) -> dict:
+    "A copy of every tensor in the model's state, to check later that nothing changed"
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+def unchanged(model:nn.Module, before:dict) -> bool:
+    "Whether the model's state has the same names and the same tensors as the `snapshot` `before`"
+    after = model.state_dict()
+    return list(after) == list(before) and all(torch.equal(after[k], v) for k, v in before.items())

@@ -1,7 +1,7 @@
 "Every criteria on every layer type and granularity, plus edge cases and bad input."
 import pickle, pytest, torch, torch.nn as nn
 from fasterai_lite.core.all import *
-from fasterai_lite.core.criteria import criterias
+from helpers import snapshot, unchanged
 
 LAYERS = [lambda: nn.Linear(6, 4), lambda: nn.Conv1d(3, 4, 5), lambda: nn.Conv2d(3, 4, 3), lambda: nn.Conv3d(2, 4, 3),
           lambda: nn.ConvTranspose2d(3, 4, 3)]
@@ -82,9 +82,9 @@ def test_missing_reference_says_how_to_provide_it(name):
 @pytest.mark.parametrize('name', available_criterias())
 def test_scoring_writes_nothing_on_the_layer(name):
     m = trained(lambda: nn.Conv2d(3, 8, 3))
-    before = {k: v.clone() for k, v in m.state_dict().items()}
+    before = snapshot(m)
     score(as_criteria(name), m, 'filter', generator=torch.Generator().manual_seed(0))
-    assert dict(m.named_buffers()) == {} and all(torch.equal(v, before[k]) for k, v in m.state_dict().items())
+    assert dict(m.named_buffers()) == {} and unchanged(m, before)
 
 def test_random_draws_from_the_generator_it_is_given():
     m = nn.Linear(8, 8)

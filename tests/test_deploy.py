@@ -1,9 +1,9 @@
 "Deploy: BatchNorm folding is lossless on real architectures and leaves the input model alone."
-import copy, pytest, torch, torch.nn as nn
+import pytest, torch, torch.nn as nn
 import torchvision.models as tvm
 from fasterai_lite.all import *
 from fasterai_lite.data import vgg_cifar
-from helpers import randomize_norms
+from helpers import randomize_norms, snapshot, unchanged
 
 def trained_looking(model):
     "In eval mode, with BatchNorm statistics as after training, so that a wrong fold shows in the outputs"
@@ -19,12 +19,12 @@ def test_folding_is_lossless(name):
     make, shape = CASES[name]
     torch.manual_seed(0)
     model, x = trained_looking(make()), torch.randn(*shape)
-    before = copy.deepcopy(model.state_dict())
+    before = snapshot(model)
     folded, report = fold_batchnorms(model, x)
     n_norms = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     assert report.folded.sum() == n_norms and not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
     assert output_difference(model, folded, x) <= 1e-5
-    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert unchanged(model, before)
 
 def test_folding_a_compact_model():
     "The deploy path: sparsify channels, compact, fold"

@@ -2,7 +2,7 @@
 `ImageDataLoaders`, `DataBlock`, `TabularDataLoaders`, so batches of fastai's tensor types), `vision_learner`,
 `unet_learner` and `tabular_learner` with fastai's defaults, `fit_one_cycle` and `fine_tune`, with and without
 `to_fp16()`; each ends in a compact model whose predictions equal the sparse model's. Then the compact model on disk."""
-import contextlib, json, subprocess, sys, warnings, pytest, numpy as np, torch, torch.nn as nn
+import contextlib, subprocess, sys, warnings, pytest, numpy as np, torch, torch.nn as nn
 import pandas as pd
 from fastai.vision.all import (ImageDataLoaders, DataBlock, ImageBlock, MaskBlock, RandomSplitter, Resize, Normalize, imagenet_stats,
     PILImage, PILMask, TensorImage, vision_learner, unet_learner, resnet18, mobilenet_v3_small, xresnet18, accuracy, set_seed,
@@ -10,7 +10,7 @@ from fastai.vision.all import (ImageDataLoaders, DataBlock, ImageBlock, MaskBloc
 from fastai.tabular.all import TabularDataLoaders, CategoryBlock, tabular_learner
 from fasterai_lite.all import *
 from fasterai_lite.data import digits_dls, tiny_resnet
-from helpers import digit_folder
+from helpers import digit_folder, snapshot, unchanged
 
 N_PER_CLASS = 24  # tiny data: 240 images, 48 of them held out
 
@@ -125,10 +125,10 @@ class NumpyInEval(nn.Module):
 
 def test_problems_of_the_end_of_fit_show_before_training(digits):
     learn = Learner(image_dls(digits), NumpyInEval(), loss_func=nn.CrossEntropyLoss())
-    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    before = snapshot(learn.model)
     with pytest.raises(GraphError, match="could not trace the channel graph of NumpyInEval"):
         learn.fit(1, cbs=SparsifyCallback(50, 'filter', 'local', 'large_final', 'one_shot', prune=True))
-    assert not learn.recorder.__dict__.get('values') and all(torch.equal(v, before[k]) for k, v in learn.model.state_dict().items())
+    assert not learn.recorder.__dict__.get('values') and unchanged(learn.model, before)
     learn = vision_learner(image_dls(digits), resnet18, pretrained=False)
     with learn.no_bar(), learn.no_logging():
         with pytest.warns(UserWarning, match=r"coupled=False\): \d+\.\d% of the weights it sparsifies are in channels tied"):
@@ -186,7 +186,7 @@ def test_the_compact_model_loads_back_in_a_fresh_process_weights_only(compacted,
 
 def test_loading_a_compact_checkpoint_into_a_dense_learner_names_the_loader(compacted):
     dense = vision_learner(compacted.dls, resnet18, pretrained=False, path=compacted.path)
-    before = {k: v.clone() for k, v in dense.model.state_dict().items()}
+    before = snapshot(dense.model)
     with pytest.raises(RuntimeError) as e: dense.load('compact')
     assert str(e.value).splitlines()[1].strip() == 'Unexpected key(s) in state_dict: "compact_model__load_with_load_compact".'
     with pytest.raises(ValueError, match="holds no compact model"): load_compact(dense.model, before)
@@ -204,9 +204,8 @@ def test_show_results_and_interpretation_leave_the_model_alone(digits):
     learn.add_cb(cb)
     with learn.no_bar(), learn.no_logging():
         learn.fit(1, 1e-3)
-        before, report = {k: v.clone() for k, v in learn.model.state_dict().items()}, cb.report
+        before, report = snapshot(learn.model), cb.report
         learn.show_results(max_n=2); plt.close('all')
         ClassificationInterpretation.from_learner(learn).top_losses(2)
-    after = learn.model.state_dict()
-    assert list(after) == list(before) and all(torch.equal(after[k], v) for k, v in before.items())
+    assert unchanged(learn.model, before)
     assert cb.report is report and ours(learn) == [cb]

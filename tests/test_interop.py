@@ -6,6 +6,7 @@ from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
 from fasterai_lite.all import *
 from fasterai_lite.data import digits_dls, digits_cnn
+from helpers import snapshot, unchanged
 
 def lenet():
     torch.manual_seed(0)
@@ -14,8 +15,6 @@ def lenet():
 
 LAYERS = (nn.Conv2d, nn.Linear)
 X = torch.randn(4, 1, 28, 28)
-
-def snapshot(model): return {k: v.clone() for k, v in model.state_dict().items()}
 
 def test_export_import_round_trip_is_exact():
     model = lenet().eval()
@@ -80,13 +79,13 @@ def test_bad_input_changes_nothing():
     model[0].weight_mask = torch.ones(3)  # a mask that does not fit its tensor
     before = snapshot(model)
     with pytest.raises(ValueError, match=r"The mask of 0.weight has shape \(3,\), but the tensor has \(6, 1, 3, 3\)"): from_torch_prune(model)
-    assert prune.is_pruned(model) and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert prune.is_pruned(model) and unchanged(model, before)
     lin = nn.Linear(8, 4)
     before = snapshot(lin)
     for kw, msg in [(dict(amount=-0.1), 'got -0.1'), (dict(amount=33), 'asks for 33 units'), (dict(amount=0.5, criteria='best'), "Unknown criteria 'best'"),
                     (dict(amount=0.5, granularity='slab'), "Unknown granularity 'slab'")]:
         with pytest.raises(ValueError, match=msg): criteria_prune(lin, 'weight', **kw)
-        assert not prune.is_pruned(lin) and all(torch.equal(v, before[k]) for k, v in lin.state_dict().items())
+        assert not prune.is_pruned(lin) and unchanged(lin, before)
     criteria_prune(lin, 'weight', 0.5)
     with pytest.raises(ValueError, match='reads the gradient'): criteria_prune(lin, 'weight', 0.5, 'grad_crit')  # torch's second pass: a copy, no gradient
     assert type(next(iter(lin._forward_pre_hooks.values()))).__name__ == 'CriteriaPruning'  # still the first method, not a broken container

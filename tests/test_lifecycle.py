@@ -10,6 +10,7 @@ from fastai.metrics import accuracy
 from fastai.torch_core import set_seed, params
 from fasterai_lite.all import *
 from fasterai_lite.data import tensor_dls, digits_dls, digits_cnn
+from helpers import snapshot, unchanged
 
 def learner(path, model=None, **kw):
     "Digits, with the training batches in a fixed order, so that a resumed run sees the batches an uninterrupted one does"
@@ -267,11 +268,10 @@ def test_evaluating_with_the_callback_attached_leaves_the_model_alone(tmp_path, 
     learn.add_cb(cb)
     with learn.no_bar(), learn.no_logging():
         learn.fit(2, 1e-2)  # a sparse fit first: its zeros must stay as they are
-        before, report = {k: v.clone() for k, v in learn.model.state_dict().items()}, cb.report
+        before, report = snapshot(learn.model), cb.report
         if evaluate == 'lr_find': learn.lr_find(num_it=10, show_plot=False)
         else: getattr(learn, evaluate)()
-    after = learn.model.state_dict()
-    assert list(after) == list(before) and all(torch.equal(after[k], v) for k, v in before.items())
+    assert unchanged(learn.model, before)
     assert cb.report is report and not ours(learn)[:-1] and ours(learn)[-1] is cb  # only the callback the user added
 
 class ValidateMidFit(Callback):

@@ -3,7 +3,7 @@ by energy, fine-tuned with `fit`, exported and loaded back; then made 8-bit."""
 import pytest, torch, torch.nn as nn
 from fastai.vision.all import ImageDataLoaders, Resize, Normalize, imagenet_stats, vision_learner, resnet18, accuracy, set_seed, load_learner
 from fasterai_lite.all import *
-from helpers import digit_folder
+from helpers import digit_folder, snapshot, unchanged
 
 @pytest.fixture(scope='module')
 def learn(tmp_path_factory):
@@ -39,7 +39,7 @@ def test_the_head_of_a_vision_learner_goes_low_rank_and_fine_tunes(learn, tmp_pa
     assert report8.smaller > 3
 
 def test_bad_ranks_are_refused_and_the_model_never_changes(learn):
-    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    before = snapshot(learn.model)
     with pytest.raises(ValueError, match="rank must be a positive int or None, got 0"): low_rank(learn.model, rank=0)
     with pytest.raises(ValueError, match=r"energy must be a share in \(0, 1\], got 1.5"): low_rank(learn.model, energy=1.5)
     with pytest.raises(ValueError, match="give rank or energy, one of them"): low_rank(learn.model, rank=4, energy=.5)
@@ -47,4 +47,4 @@ def test_bad_ranks_are_refused_and_the_model_never_changes(learn):
     most = min(learn.model.get_submodule(last).weight.shape)
     with pytest.raises(ValueError, match=f"rank must be at most {most} for layer '{last}'"): low_rank(learn.model, rank=most + 1, layers=[last])
     with pytest.raises(ValueError, match="The model has no layer 'fc'"): low_rank(learn.model, rank=2, layers=['fc'])
-    assert all(torch.equal(before[k], v) for k, v in learn.model.state_dict().items())
+    assert unchanged(learn.model, before)

@@ -1,5 +1,5 @@
 "Pruner: lossless compaction of real architectures (random init, no downloads), edge cases, and the end-of-fit hand-off."
-import copy, warnings, pytest, torch, torch.nn as nn
+import copy, pytest, torch, torch.nn as nn
 import torchvision.models as tvm
 from fastai.learner import Learner, load_learner
 from fastai.callback.core import Callback
@@ -8,9 +8,9 @@ from fastai.torch_core import set_seed
 from fasterai_lite.sparsifier import Sparsifier
 from fasterai_lite.callback import SparsifyCallback
 from fasterai_lite.prune import Pruner, output_difference
-from fasterai_lite.stats import param_count, macs
+from fasterai_lite.stats import param_count
 from fasterai_lite.data import vgg_cifar
-from helpers import randomize_norms
+from helpers import randomize_norms, snapshot, unchanged
 
 def lenet():
     return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
@@ -77,7 +77,7 @@ def test_lossless_and_smaller(name):
     for layer_type, granularity in what:
         sp = Sparsifier(model, granularity, 'local', 'large_final', layer_type=layer_type, coupled=True, example_inputs=x[:1])
         sp.sparsify_model(50); sp.remove()
-    before = copy.deepcopy(model.state_dict())
+    before = snapshot(model)
     pruner = Pruner(verbose=False)
     compact = pruner.prune_model(model, x)
     r = pruner.report
@@ -85,7 +85,7 @@ def test_lossless_and_smaller(name):
     assert r['params_compact'] < r['params'] and r['macs_compact'] < r['macs']
     assert r['removable_fraction'] >= .95, r
     assert model(x).shape == compact(x).shape                                       # the output size never changes
-    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())   # the input model is untouched
+    assert unchanged(model, before)   # the input model is untouched
 
 def test_fastai_head_concat_pool_is_pruned_through():
     "AdaptiveConcatPool2d doubles the channels before BatchNorm1d and Linear: both halves go with each channel"
@@ -329,8 +329,8 @@ def test_tied_weights_are_refused_by_name_before_anything_changes():
     from fasterai_lite.interop import to_torch_prune
     tied = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
     tied[2].weight = tied[0].weight
-    before = {k: v.clone() for k, v in tied.state_dict().items()}
+    before = snapshot(tied)
     for what, call in (('A Sparsifier', lambda: Sparsifier(tied, 'row', 'local', 'large_final', layer_type=nn.Linear)),
                        ('Pruner', lambda: Pruner().prune_model(tied)), ('to_torch_prune', lambda: to_torch_prune(tied))):
         with pytest.raises(ValueError, match=rf"{what} cannot work on tied weights: modules '0' and '2' share one weight tensor"): call()
-    assert tied[2].weight is tied[0].weight and all(torch.equal(v, before[k]) for k, v in tied.state_dict().items())
+    assert tied[2].weight is tied[0].weight and unchanged(tied, before)

@@ -1,10 +1,10 @@
 """INT8 after training on fastai's own learners: a compact `vision_learner` resnet18 fed from an image folder, calibrated
 on its `DataLoaders`, written as an 8-bit ONNX file and checked; bad input refused with no file left."""
-import copy, pytest, torch, torch.nn as nn
+import pytest, torch, torch.nn as nn
 from fastai.callback.core import Callback
 from fastai.vision.all import ImageDataLoaders, Resize, Normalize, imagenet_stats, vision_learner, resnet18, accuracy, set_seed
 from fasterai_lite.all import *
-from helpers import digit_folder
+from helpers import digit_folder, snapshot, unchanged
 
 @pytest.fixture(scope='module')
 def compact(tmp_path_factory):
@@ -21,14 +21,14 @@ def compact(tmp_path_factory):
 
 def test_a_compact_vision_learner_quantizes_from_its_dataloaders(compact, tmp_path):
     learn = compact
-    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    before = snapshot(learn.model)
     report = quantize_onnx(learn.model, tmp_path/'int8.onnx', learn.dls, n_batches=2, min_agreement=.8)
     assert report.samples == 2 * learn.dls.bs and report.smaller > 3, report
     assert .8 <= report.agreement <= 1
     int8 = OnnxModel(tmp_path/'int8.onnx')
     xb = calibration_batches(learn.dls.valid, 1)[0][0]
     assert int8(xb).shape == (len(xb), learn.dls.c)
-    assert all(torch.equal(before[k], v) for k, v in learn.model.state_dict().items())
+    assert unchanged(learn.model, before)
     assert sorted(p.name for p in tmp_path.iterdir()) == ['int8.onnx']
 
 def test_top1_accuracy_on_image_folder_batches_matches_fastai(compact, tmp_path):
@@ -106,7 +106,7 @@ class Boom(Callback):
     "Keeps the float weights before the third batch is rounded, then raises after its backward pass (before QuantizeCallback's)"
     order = 45
     def before_batch(self):
-        if self.iter == 2: self.floats = {k: v.clone() for k, v in self.learn.model.state_dict().items()}
+        if self.iter == 2: self.floats = snapshot(self.learn.model)
     def after_backward(self):
         if self.iter == 2: raise RuntimeError('boom')
 
@@ -123,10 +123,10 @@ def test_evaluating_and_exporting_with_quantize_callback_attached(folder, tmp_pa
     from fastai.vision.all import load_learner
     learn = learner(folder)
     learn.add_cbs([QuantizeCallback(start_pct=.5)])
-    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    before = snapshot(learn.model)
     with learn.no_bar(), learn.no_logging():
         learn.validate(); learn.get_preds(); learn.lr_find(num_it=5, show_plot=False)
-    assert all(torch.equal(before[k], v) for k, v in learn.model.state_dict().items()) and pre_hooks(learn.model) == 0
+    assert unchanged(learn.model, before) and pre_hooks(learn.model) == 0
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)
     learn.export(tmp_path/'qat.pkl')
     back = load_learner(tmp_path/'qat.pkl')
@@ -148,7 +148,7 @@ def test_quantization_aware_training_under_mixed_precision(folder):
 def test_a_compact_vision_learner_runs_in_8_bits_through_torchao_and_inductor(compact):
     "The PyTorch path: calibrated on the learner's DataLoaders (its head's BatchNorm1d too), called on its TensorImage batches and by validate, the model untouched"
     learn = compact
-    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    before = snapshot(learn.model)
     int8 = quantize_inductor(learn.model, learn.dls, n_batches=2, min_agreement=.8)
     assert int8.report.samples == 2 * learn.dls.bs and .8 <= int8.report.agreement <= 1, int8.report
     xb = learn.dls.valid.one_batch()[0]  # a TensorImage
@@ -158,7 +158,7 @@ def test_a_compact_vision_learner_runs_in_8_bits_through_torchao_and_inductor(co
     with learn.no_bar(), learn.no_logging(): metric = learn.validate()[1]
     learn.model = float_model
     assert metric == pytest.approx(score)
-    assert all(torch.equal(before[k], v) for k, v in learn.model.state_dict().items())
+    assert unchanged(learn.model, before)
 
 def test_a_model_torch_export_cannot_capture_is_refused():
     with pytest.raises(ValueError, match="torch.export cannot capture Branchy as one graph"):

@@ -3,7 +3,7 @@ on a `vision_learner` fed from an image folder, with `fine_tune`, mixed precisio
 import warnings, pytest, torch, torch.nn as nn
 from fastai.vision.all import ImageDataLoaders, Resize, Normalize, imagenet_stats, vision_learner, resnet18, resnet34, accuracy, set_seed, load_learner
 from fasterai_lite.all import *
-from helpers import digit_folder
+from helpers import digit_folder, snapshot, unchanged
 from fastai.callback.core import Callback
 
 @pytest.fixture(scope='module')
@@ -46,7 +46,7 @@ def test_global_filter_pruning_never_collapses_a_layer(folder):
 
 def test_bad_cost_targets_are_refused_before_training(folder):
     learn = learner(folder)
-    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    before = snapshot(learn.model)
     with pytest.raises(ValueError, match="speedup must be a number of times fewer MACs, at least 1, got 0.5"):
         SparsifyCallback(None, 'filter', 'global', 'large_final', 'agp', speedup=.5, coupled=True)
     with pytest.raises(ValueError, match="give sparsity or speedup, not both"):
@@ -55,7 +55,7 @@ def test_bad_cost_targets_are_refused_before_training(folder):
         SparsifyCallback(None, 'filter', 'global', 'large_final', 'agp', speedup=2.)
     with pytest.raises(ValueError, match="A speedup of 10000x cannot be reached"):
         learn.fit(1, cbs=SparsifyCallback(None, 'filter', 'global', 'large_final', 'agp', speedup=1e4, coupled=True))
-    assert all(torch.equal(before[k], v) for k, v in learn.model.state_dict().items())
+    assert unchanged(learn.model, before)
     assert hooks(learn.model) == 0
 
 def test_a_teacher_of_other_classes_is_refused(folder):
@@ -113,11 +113,10 @@ def test_evaluating_and_exporting_with_the_recovery_tools_attached(folder, tmp_p
     sp = SparsifyCallback(None, 'filter', 'global', 'large_final', 'agp', speedup=2., coupled=True, prune=True)
     kd, push, monitor = DistillCallback(), GroupPenaltyCallback(), CutMonitor()
     learn.add_cbs([sp, kd, push, monitor])
-    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    before = snapshot(learn.model)
     learn.validate(); learn.get_preds()
     with learn.no_logging(): learn.lr_find(num_it=4, show_plot=False)
-    after = learn.model.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before) and hooks(learn.model) == 0 and kd.frozen is None
+    assert unchanged(learn.model, before) and hooks(learn.model) == 0 and kd.frozen is None
     assert monitor.rows == [] and push.chosen == []
     with pytest.warns(UserWarning, match='nothing to teach'): learn.fit_one_cycle(1, 1e-3)  # an untrained head, as above
     assert 2 <= float(sp.prune_report.loc['macs', 'ratio']) <= 2.1 and len(monitor.cuts) >= 1
@@ -146,7 +145,7 @@ def test_an_ensemble_of_trained_learners_teaches_a_pruned_one(folder):
         t = learner(folder); set_seed(seed)
         t.fit(1, 1e-3)
         teachers.append(t.model)
-    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in teachers]
+    before = [snapshot(m) for m in teachers]
     learn = learner(folder)
     kd = DistillCallback(Ensemble(teachers))
     sp = SparsifyCallback(None, 'filter', 'global', 'large_final', 'agp', speedup=2., coupled=True, prune=True)
@@ -155,6 +154,6 @@ def test_an_ensemble_of_trained_learners_teaches_a_pruned_one(folder):
         learn.fit(1, 1e-3, cbs=[kd, sp])
     assert 2 <= float(sp.prune_report.loc['macs', 'ratio']) <= 2.1
     assert kd.frozen is None and hooks(learn.model) == 0 and kd.cost['teacher_seconds'] > 0
-    for m, b in zip(teachers, before): assert all(torch.equal(b[k], v) for k, v in m.state_dict().items())  # the members stay as they were
+    for m, b in zip(teachers, before): assert unchanged(m, b)  # the members stay as they were
     with pytest.raises(ValueError, match="features='stages' can't pair the stages of an Ensemble"):
         DistillCallback(Ensemble(teachers), features='stages')

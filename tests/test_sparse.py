@@ -13,6 +13,7 @@ from fastcore.basics import ifnone
 from fasterai_lite.core.all import *
 from fasterai_lite.all import *
 from fasterai_lite.data import digits_dls, digits_cnn as cnn
+from helpers import snapshot, unchanged
 
 def learner(model=None, flat=False, path=None, **kw):
     set_seed(0)
@@ -246,11 +247,10 @@ def test_bad_arguments_fail_at_construction(kwargs, err, msg):
 ])
 def test_bad_input_against_the_model_touches_nothing(kwargs, msg):
     learn = learner()
-    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    before = snapshot(learn.model)
     args = dict(sparsity=50, granularity='filter', context='local', criteria='large_final', schedule='agp') | kwargs
     with pytest.raises(ValueError, match=msg): learn.fit(3, cbs=SparsifyCallback(**args))
-    after = learn.model.state_dict()
-    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert unchanged(learn.model, before)
     assert not any(isinstance(c, SparsifyCallback) for c in learn.cbs) and [m.name for m in learn.metrics] == ['accuracy']
 
 def test_schedule_instances_are_reusable_across_fits():

@@ -5,19 +5,16 @@ import matplotlib; matplotlib.use('Agg')
 from fastai.learner import Learner
 from fastai.metrics import accuracy
 from fastai.torch_core import set_seed
-from fasterai_lite.sparsifier import Sparsifier
 from fasterai_lite.callback import SparsifyCallback
-from fasterai_lite.prune import Pruner
 from fasterai_lite.stats import layer_stats, model_stats, compare_models, param_count, size_mb
 from fasterai_lite.sensitivity import sensitivity_scan, sensitivity_targets
 from fasterai_lite.data import digits_dls, digits_cnn, MnistNet, read_idx
+from helpers import snapshot, unchanged
 
 def learner(model=None):
     set_seed(0)
     return Learner(digits_dls(), model or digits_cnn(), loss_func=nn.CrossEntropyLoss(), metrics=accuracy)
 
-def state(model): return {k: v.clone() for k, v in model.state_dict().items()}
-def same(a, b): return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 def test_stats_of_dense_sparse_and_compact_models():
     learn = learner()
@@ -38,23 +35,23 @@ def test_size_at_data_width_counts_parameters_only():
 
 def test_scan_refuses_bad_input_and_touches_nothing():
     learn = learner()
-    before = state(learn.model)
+    before = snapshot(learn.model)
     for kw, msg in [(dict(sparsities=[]), 'non-empty list'), (dict(sparsities=[-5]), r'\[-5\]'),
                     (dict(sparsities=[50, float('nan')]), 'nan'), (dict(sparsities=50), 'non-empty list'),
                     (dict(layers=['0', 'head']), r"Layers \['head'\] are not"),
                     (dict(layer_type=nn.Embedding), r"Nothing to scan: No layer of type \['Embedding'\]")]:
         with pytest.raises(ValueError, match=msg): sensitivity_scan(learn, **kw)
-        assert same(before, state(learn.model))
+        assert unchanged(learn.model, before)
     mlp = learner(nn.Sequential(nn.Flatten(), nn.ReLU()))
     with pytest.raises(ValueError, match='Nothing to scan: No layer of type'): sensitivity_scan(mlp)
 
 def test_scan_of_chosen_layers_with_filters_restores_batchnorm():
     learn = learner()
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-2)
-    before = state(learn.model)
+    before = snapshot(learn.model)
     scan = sensitivity_scan(learn, [50, 100], granularity='filter', layer_type=nn.Conv2d, layers=['3', '7'])
     assert scan.layer.tolist() == ['3', '3', '7', '7'] and scan.attrs['metric'] == 'accuracy'
-    assert same(before, state(learn.model))  # the BatchNorms the filters zeroed are back too
+    assert unchanged(learn.model, before)  # the BatchNorms the filters zeroed are back too
     assert (scan.groupby('layer')['drop'].last() > 0).all()  # a layer without any filter breaks the net
 
 def test_scan_without_metrics_uses_the_loss():
@@ -77,10 +74,10 @@ def test_layer_cap_in_the_callback():
     with pytest.raises(ValueError, match=r'max_layer_sparsity must be a percentage in \[0, 100\], got 150'):
         SparsifyCallback(50, 'filter', 'global', 'large_final', 'agp', max_layer_sparsity=150)
     learn = learner()
-    before = state(learn.model)
+    before = snapshot(learn.model)
     cb = SparsifyCallback(90, 'filter', 'global', 'movement', 'agp', max_layer_sparsity=80)
     with pytest.raises(ValueError, match='cannot be reached'), learn.no_bar(), learn.no_logging(): learn.fit(1, cbs=cb)
-    assert same(before, state(learn.model)) and not [n for n, _ in learn.model.named_buffers() if n.rsplit('.', 1)[-1] in ('_mask', '_init_weights', '_old_weights')]
+    assert unchanged(learn.model, before) and not [n for n, _ in learn.model.named_buffers() if n.rsplit('.', 1)[-1] in ('_mask', '_init_weights', '_old_weights')]
 
 def test_no_layer_collapses_by_default_in_global_coupled_mode():
     "A layer whose weights are 1000 times smaller than the others' is not singled out by a global threshold of filters"
@@ -127,7 +124,7 @@ def test_lossless_checks_refuse_bad_arguments_and_nan(tmp_path):
 
 def test_scan_refuses_criteria_that_need_reference_weights():
     learn = Learner(digits_dls(), digits_cnn(), loss_func=nn.CrossEntropyLoss(), metrics=accuracy)
-    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    before = snapshot(learn.model)
     with pytest.raises(ValueError, match=r"criteria 'movement' compares the weights with their 'init' ones, which a scan does not have"):
         sensitivity_scan(learn, criteria='movement')
-    assert all(torch.equal(v, before[k]) for k, v in learn.model.state_dict().items())
+    assert unchanged(learn.model, before)
