@@ -7,7 +7,8 @@ Tasks (real data from `shared_datasets()`, i.e. ../shared/datasets or $FASTERAI_
 - digits-cnn, digits-resnet: the demo's small nets on scikit-learn's 8x8 digits, 10 epochs at lr 1e-2 (seconds a run).
 
 A configuration is a short string:
-- `dense`: the plain fit;
+- `dense`: the plain fit; in the scratch flow it also keeps its model in bench/cache as the seed's trained dense model if
+  none is kept yet (the same training), for the runs that start or distil from it;
 - `mit@S`: the MIT demo's recipe: the first E-2 epochs dense, then one-shot magnitude pruning of each layer to S%
   and 2 epochs of SGD fine-tuning (momentum 0.9, cosine from the demo's lr 0.1 at batch 256, scaled linearly to the
   task's batch size, wd 1e-4) with the masks held;
@@ -17,7 +18,7 @@ A configuration is a short string:
   over Conv and Linear layers; START-END overrides the schedule's window (fractions of training); every=N re-masks at
   most every N batches (SparsifyCallback's update_every; default at most 16 cuts per fit); order=N shuffles
   the data with seed N instead of the run's seed (the weights still start from the run's seed): the data order alone;
-- `filter@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,every=N][,kd[,at|,ens]][,reg=D][,round=R][,qat][,split=F]`: conv filters with coupled=True, prune=True; the
+- `filter@S,CONTEXT,CRITERIA,SCHEDULE[,START-END][,every=N][,kd[,at|,ens|,ens=both]][,reg=D][,round=R][,qat][,split=F]`: conv filters with coupled=True, prune=True; the
   compact model's parameter and MAC ratios are recorded too, and each cut's accuracy on a fixed validation batch just
   before and after it (CutMonitor), in cuts_<task>[_trained].csv. S may be a speedup, `2x`: SparsifyCallback(speedup=2.),
   which allocates the channels over the groups to reach 2x fewer MACs; round=R keeps a multiple of R channels per group;
@@ -34,7 +35,7 @@ A configuration is a short string:
   of both models at the end of each stage (DistillCallback(features='stages'): Zagoruyko and Komodakis' attention
   transfer, its weight 1000), which a student with fewer channels can match because the maps average over the channels;
   ens (scratch flow, with kd, without at) distils from the Ensemble of the dense models of seeds 0, 1 and 2 (the mean
-  of their logits) instead of the seed's own;
+  of their logits) instead of the seed's own; ens=both from the six of both CIFAR nets (vgg_cifar's and resnet20's);
 - `tp@Sx,IMPORTANCE[,reg=R][,sl=F][,round=R][,kd[,at|,ens]]`: Torch-Pruning's own pipeline on the same data, optimizer and budget, to S
   times fewer MACs over the convs (its global pruning, stepped until the target is reached, as its benchmark scripts
   do). IMPORTANCE: l1 or l2 (MetaPruner with GroupMagnitudeImportance, one-shot at the start, then fine-tuning),
@@ -118,7 +119,8 @@ def parse(config:str) -> dict:
         for p in parts[2:]:
             k, _, v = p.partition('=')
             if k not in out or k in ('speedup', 'importance'): raise ValueError(f"Unknown option {p!r} in {config!r}: see --help")
-            out[k] = distill_options(v) if k == 'kd' else True if k in ('at', 'ens') and not v else int(v) if k == 'round' else float(v)
+            out[k] = (distill_options(v) if k == 'kd' else True if k in ('at', 'ens') and not v else ensemble_option(v, config) if k == 'ens'
+                      else int(v) if k == 'round' else float(v))
         return out
     if kind in ('mit', 'sens') and len(parts) == 1: return dict(kind=kind, sparsity=float(parts[0]))
     if kind not in ('cb', 'filter') or len(parts) < 4: raise ValueError(f"Unknown configuration {config!r}: see --help")
@@ -128,6 +130,7 @@ def parse(config:str) -> dict:
     for p in parts[4:]:
         if p == 'kd' or p.startswith('kd='): out['kd'] = distill_options(p[3:])
         elif p in ('qat', 'at', 'ens'): out[p] = True
+        elif p.startswith('ens='): out['ens'] = ensemble_option(p[4:], config)
         elif p.startswith('reg='): out['reg'] = float(p[4:])
         elif p.startswith('split='): out['split'] = float(p[6:])
         elif p.startswith('round='): out['round'] = int(p[6:])
@@ -135,6 +138,11 @@ def parse(config:str) -> dict:
         elif p.startswith('order='): out['order'] = int(p[6:])
         else: out['window'] = tuple(float(v) for v in p.split('-'))
     return out
+
+def ensemble_option(value:str, config:str) -> str:
+    "The value of an `ens=` option: `both`, the ensemble of both CIFAR nets' dense models"
+    if value != 'both': raise ValueError(f"Unknown ensemble {value!r} in {config!r}: ens alone, or ens=both")
+    return value
 
 def distill_options(weight:str) -> dict:
     "DistillCallback's arguments for a `kd` or `kd=W` option: its defaults, or the weight W"
@@ -175,19 +183,27 @@ def trained(task:str, seed:int, order:int|None=None) -> Learner:
 
 def kept_dense(task:str, seed:int) -> Path:
     "The file of the seed's dense model trained for the task's epochs, trained and kept in bench/cache the first time"
-    path = CACHE/f"{task}_seed{seed}_{TASKS[task]['epochs']}ep.pt"
+    path = dense_file(task, seed)
     if not path.exists(): train_dense(task, seed, path)
     return path
+
+def dense_file(task:str, seed:int) -> Path:
+    "Where bench/cache keeps the seed's dense model trained for the task's epochs"
+    return CACHE/f"{task}_seed{seed}_{TASKS[task]['epochs']}ep.pt"
 
 def train_dense(task:str, seed:int, path:Path):
     "Train the seed's dense model for the task's epochs and keep its weights in `path`"
     learn, t, start = learner(task, seed), TASKS[task], time.perf_counter()
     learn.remove_cb(ProgressCallback)
     learn.fit_one_cycle(t['epochs'], t['lr'])
-    CACHE.mkdir(exist_ok=True)
-    tmp = path.with_suffix('.tmp'); torch.save(learn.model.state_dict(), tmp); tmp.replace(path)
+    keep(learn, path)
     print(f"trained the dense {task} model of seed {seed} in {time.perf_counter() - start:.0f} s: "
           f"accuracy {float(learn.validate()[1]) * 100:.2f}%, kept in {path}", flush=True)
+
+def keep(learn:Learner, path:Path):
+    "Write the learner's weights to `path` in bench/cache, whole or not at all"
+    CACHE.mkdir(exist_ok=True)
+    tmp = path.with_suffix('.tmp'); torch.save(learn.model.state_dict(), tmp); tmp.replace(path)
 
 def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
     "Train one configuration with one seed (`epochs` of training, or of recovery in the trained flow); its measurements"
@@ -198,7 +214,11 @@ def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
     learn = trained(task, seed, c.get('order')) if flow == 'trained' else learner(task, seed, c.get('order'))
     learn.remove_cb(ProgressCallback)  # no bars in a log; the Recorder still prints each epoch's line
     row = dict(task=task, config=config, seed=seed, epochs=epochs, sparsity=0., params_ratio=1., macs_ratio=1.)
-    if c['kind'] == 'dense': learn.fit_one_cycle(epochs, lr)
+    if c['kind'] == 'dense':
+        learn.fit_one_cycle(epochs, lr)
+        kept = dense_file(task, seed)
+        if flow == 'scratch' and epochs == TASKS[task]['epochs'] and not kept.exists():
+            keep(learn, kept)  # the training of `train_dense`: kept for the runs that start or distil from it
     elif c['kind'] in ('mit', 'sens'):
         learn.fit_one_cycle(epochs - 2, lr)
         target = c['sparsity'] if c['kind'] == 'mit' else sensitivity_targets(sensitivity_scan(learn, SCAN), c['sparsity'], budget=1.)
@@ -230,16 +250,23 @@ def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
     return row
 
 ENSEMBLE = (0, 1, 2)  # the seeds whose dense models `ens` averages
+CIFAR_NETS = ('cifar-vgg', 'cifar-resnet20')  # the nets whose dense models `ens=both` averages: the same data
 
-def dense_seeds(config:str, seed:int, flow:str) -> list:
-    "The seeds whose trained dense models a run of `config` starts from (trained flow) or distils from (scratch flow)"
+def ensemble_members(task:str, ensemble:bool|str) -> list[tuple[str, int]]:
+    "The (task, seed) of each dense model in the teacher of `ens` (the task's own net) or `ens=both` (both CIFAR nets)"
+    if not ensemble: return []
+    if ensemble == 'both' and task not in CIFAR_NETS: raise ValueError(f"ens=both averages the CIFAR nets {CIFAR_NETS}, not {task!r}'s")
+    return [(t, s) for t in (CIFAR_NETS if ensemble == 'both' else (task,)) for s in ENSEMBLE]
+
+def dense_models(config:str, task:str, seed:int, flow:str) -> list[tuple[str, int]]:
+    "The (task, seed) of the trained dense models a run of `config` starts from (trained flow) or distils from (scratch flow)"
     c = parse(config)
-    if flow == 'trained': return [seed]
-    return [] if c.get('kd') is None else [*ENSEMBLE, seed] if c.get('ens') else [seed]
+    if flow == 'trained': return [(task, seed)]
+    return [] if c.get('kd') is None else [*ensemble_members(task, c.get('ens')), (task, seed)]
 
-def scratch_teacher(task:str, seed:int, ensemble:bool=False) -> Learner:
-    "The scratch flow's teacher: the seed's trained dense model, or the Ensemble of those of the ENSEMBLE seeds"
-    members = [trained(task, s).model for s in ENSEMBLE] if ensemble else None
+def scratch_teacher(task:str, seed:int, ensemble:bool|str=False) -> Learner:
+    "The scratch flow's teacher: the seed's trained dense model, or the Ensemble of those `ensemble_members` names"
+    members = [trained(t, s).model for t, s in ensemble_members(task, ensemble)] or None
     teacher = trained(task, seed)  # last, so that its seed is the one set
     if members: teacher.model = Ensemble(members)
     return teacher
@@ -378,7 +405,7 @@ def main():
     todo = [(c, s) for c in configs for s in a.seeds if (c, s, epochs) not in done(path)]
     print(f"{a.task}: {len(todo)} runs to do ({len(configs) * len(a.seeds) - len(todo)} already in {path})", flush=True)
     for i, (c, s) in enumerate(todo):
-        for d in dense_seeds(c, s, a.flow): kept_dense(a.task, d)  # before the clock starts: a run's seconds are its own
+        for t, d in dense_models(c, a.task, s, a.flow): kept_dense(t, d)  # before the clock starts: a run's seconds are its own
         t = time.perf_counter()
         print(f"[{i + 1}/{len(todo)}] {c} seed {s} ...", flush=True)
         row = run(a.task, c, s, epochs, a.flow)
