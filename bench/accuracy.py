@@ -36,6 +36,7 @@ A configuration is a short string:
   transfer, its weight 1000), which a student with fewer channels can match because the maps average over the channels;
   ens (scratch flow, with kd, without at) distils from the Ensemble of the dense models of seeds 0, 1 and 2 (the mean
   of their logits) instead of the seed's own; ens=both from the six of both CIFAR nets (vgg_cifar's and resnet20's);
+  each member's own accuracy is logged in members_<task>.csv (the seed's own is its dense model, in the run's batch);
 - `tp@Sx,IMPORTANCE[,reg=R][,sl=F][,round=R][,kd[,at|,ens]]`: Torch-Pruning's own pipeline on the same data, optimizer and budget, to S
   times fewer MACs over the convs (its global pruning, stepped until the target is reached, as its benchmark scripts
   do). IMPORTANCE: l1 or l2 (MetaPruner with GroupMagnitudeImportance, one-shot at the start, then fine-tuning),
@@ -211,6 +212,7 @@ def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
     c['kd'] = distill_arguments(c, config, flow)
     teacher = scratch_teacher(task, seed, c['ens']) if c.get('kd') is not None and flow == 'scratch' else None  # trained flow: the default copy
     teacher_model = None if teacher is None else teacher.model
+    members = None if teacher is None or not c.get('ens') else member_accuracies(teacher, ensemble_members(task, c['ens']))
     learn = trained(task, seed, c.get('order')) if flow == 'trained' else learner(task, seed, c.get('order'))
     learn.remove_cb(ProgressCallback)  # no bars in a log; the Recorder still prints each epoch's line
     row = dict(task=task, config=config, seed=seed, epochs=epochs, sparsity=0., params_ratio=1., macs_ratio=1.)
@@ -247,6 +249,7 @@ def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
     row['accuracy'] = float(learn.validate()[1]) * 100
     if flow == 'trained': row['int8'] = int8(learn).assign(accuracy=row['accuracy'])
     if teacher is not None: row['teacher'] = teacher_accuracy(teacher).assign(accuracy=row['accuracy'])
+    if members is not None: row['members'] = members
     return row
 
 ENSEMBLE = (0, 1, 2)  # the seeds whose dense models `ens` averages
@@ -270,6 +273,11 @@ def scratch_teacher(task:str, seed:int, ensemble:bool|str=False) -> Learner:
     teacher = trained(task, seed)  # last, so that its seed is the one set
     if members: teacher.model = Ensemble(members)
     return teacher
+
+def member_accuracies(teacher:Learner, members:list[tuple[str, int]]) -> pd.DataFrame:
+    "Each member of an Ensemble teacher, as `ensemble_members` lists them: its task, seed and test accuracy (%), one row each"
+    return pd.DataFrame([dict(member=t, member_seed=s, member_accuracy=top1_accuracy(m, teacher.dls.valid) * 100)
+                         for (t, s), m in zip(members, teacher.model.models)])
 
 def distillation(teacher:nn.Module|None, options:dict|None) -> list:
     "A new DistillCallback from `teacher` (None: its default, the model as the fit starts) with `options`; none if `options` is None"
@@ -410,7 +418,7 @@ def main():
         print(f"[{i + 1}/{len(todo)}] {c} seed {s} ...", flush=True)
         row = run(a.task, c, s, epochs, a.flow)
         row['seconds'] = time.perf_counter() - t
-        for log in ('cuts', 'allocation', 'int8', 'teacher'):  # per-run tables beside the results: each cut's accuracy, the channels kept per group, INT8, the teacher
+        for log in ('cuts', 'allocation', 'int8', 'teacher', 'members'):  # per-run tables beside the results: each cut's accuracy, the channels kept per group, INT8, the teacher and an ensemble's members
             df, log_path = row.pop(log, None), path.with_name(path.name.replace('accuracy_', log + '_'))
             if df is not None: df.assign(config=c, seed=s).to_csv(log_path, mode='a', index=False, header=not log_path.exists())
         append(path, row)
