@@ -37,7 +37,7 @@ A configuration is a short string:
   ens (scratch flow, with kd, without at) distils from the Ensemble of the dense models of seeds 0, 1 and 2 (the mean
   of their logits) instead of the seed's own; ens=both from the six of both CIFAR nets (vgg_cifar's and resnet20's);
   each member's own accuracy is logged in members_<task>.csv (the seed's own is its dense model, in the run's batch);
-- `tp@Sx,IMPORTANCE[,reg=R][,sl=F][,round=R][,kd[,at|,ens]]`: Torch-Pruning's own pipeline on the same data, optimizer and budget, to S
+- `tp@Sx,IMPORTANCE[,reg=R][,sl=F][,round=R][,kd[,at|,ens|,ens=both]]`: Torch-Pruning's own pipeline on the same data, optimizer and budget, to S
   times fewer MACs over the convs (its global pruning, stepped until the target is reached, as its benchmark scripts
   do). IMPORTANCE: l1 or l2 (MetaPruner with GroupMagnitudeImportance, one-shot at the start, then fine-tuning),
   groupnorm (GroupNormPruner: F of the epochs (default 0.5) of sparse learning with its regularizer of strength R
@@ -410,11 +410,11 @@ def main():
     if a.configs is None and a.set not in sets: p.error(f"--set must be one of {list(sets)} for {a.task}, got {a.set!r}")
     configs = a.configs or sets[a.set]
     epochs = a.recover if a.flow == 'trained' else a.epochs or TASKS[a.task]['epochs']
-    for c in configs: parse(c)  # refuse a bad configuration before anything trains
+    for c in configs: distill_arguments(parse(c), c, a.flow); dense_models(c, a.task, a.seeds[0], a.flow)  # refuse a bad configuration before anything trains
     todo = [(c, s) for c in configs for s in a.seeds if (c, s, epochs) not in done(path)]
     print(f"{a.task}: {len(todo)} runs to do ({len(configs) * len(a.seeds) - len(todo)} already in {path})", flush=True)
     for i, (c, s) in enumerate(todo):
-        for t, d in dense_models(c, a.task, s, a.flow): kept_dense(t, d)  # before the clock starts: a run's seconds are its own
+        for net, net_seed in dense_models(c, a.task, s, a.flow): kept_dense(net, net_seed)  # before the clock starts: a run's seconds are its own
         t = time.perf_counter()
         print(f"[{i + 1}/{len(todo)}] {c} seed {s} ...", flush=True)
         row = run(a.task, c, s, epochs, a.flow)
