@@ -58,7 +58,8 @@ seed, and the median wall time of a run (without the training of the dense model
 its clock starts). The seed sets the initial weights, the data order and the dropout masks.
 --results DIR writes (and reads) the tables in DIR instead of bench/results: a second run of the same configurations,
 kept apart from the first (bench/results/rerun holds the scratch flow's dense models trained again on 2026-11-30;
-bench/results/xeon the runs of 2026-11-30 on an Intel Xeon, whose dense models differ from the AMD EPYC's of the others).
+bench/results/xeon the runs of 2026-11-30 and 2026-12-01 on an Intel Xeon, whose dense models differ from the AMD
+EPYC's of the others).
 
 Usage: python bench/accuracy.py [--task mnist] [--flow scratch|trained] [--recover N] [--set default|explore|more|grid] [--configs C [C ...]] [--seeds 0 1 2]
        [--epochs N] [--report] [--fresh] [--results DIR]"""
