@@ -34,8 +34,8 @@ A configuration is a short string:
   student's; in tp configurations it is on every fit of the pipeline; at (with kd) also matches the attention maps
   of both models at the end of each stage (DistillCallback(features='stages'): Zagoruyko and Komodakis' attention
   transfer, its weight 1000), which a student with fewer channels can match because the maps average over the channels;
-  ens (scratch flow, with kd, without at) distils from the Ensemble of the dense models of seeds 0, 1 and 2 (the mean
-  of their logits) instead of the seed's own; ens=both from the six of both CIFAR nets (vgg_cifar's and resnet20's);
+  ens (with kd, without at) distils from the Ensemble of the dense models of seeds 0, 1 and 2 (the mean of their
+  logits) instead of the seed's own (scratch flow) or of the model as the fit starts (trained flow); ens=both from the six of both CIFAR nets (vgg_cifar's and resnet20's);
   each member's own accuracy is logged in members_<task>.csv (the seed's own is its dense model, in the run's batch);
 - `tp@Sx,IMPORTANCE[,reg=R][,sl=F][,round=R][,kd[,at|,ens|,ens=both]]`: Torch-Pruning's own pipeline on the same data, optimizer and budget, to S
   times fewer MACs over the convs (its global pruning, stepped until the target is reached, as its benchmark scripts
@@ -155,8 +155,7 @@ def distill_arguments(c:dict, config:str, flow:str) -> dict|None:
     "DistillCallback's arguments of `c`, with attention maps matched at the end of each stage if `at`"
     for o in ('at', 'ens'):
         if c.get(o) and c['kd'] is None: raise ValueError(f"{o} is an option of the teacher, so it needs kd too: {config!r}")
-    if c.get('ens') and (flow != 'scratch' or c.get('at')):
-        raise ValueError(f"ens is the scratch flow's teacher, and its members' layers can't be paired by name (no at): {config!r}")
+    if c.get('ens') and c.get('at'): raise ValueError(f"an Ensemble's members' layers can't be paired by name, so ens goes without at: {config!r}")
     return {**c['kd'], 'features': 'stages'} if c.get('at') else c.get('kd')
 
 def schedule(c:dict) -> Schedule:
@@ -212,7 +211,8 @@ def run(task:str, config:str, seed:int, epochs:int, flow:str='scratch') -> dict:
     "Train one configuration with one seed (`epochs` of training, or of recovery in the trained flow); its measurements"
     c, lr = parse(config), TASKS[task]['lr']
     c['kd'] = distill_arguments(c, config, flow)
-    teacher = scratch_teacher(task, seed, c['ens']) if c.get('kd') is not None and flow == 'scratch' else None  # trained flow: the default copy
+    given = c.get('kd') is not None and (flow == 'scratch' or c.get('ens'))
+    teacher = trained_teacher(task, seed, c['ens']) if given else None  # the trained flow without ens: DistillCallback's default copy
     teacher_model = None if teacher is None else teacher.model
     members = None if teacher is None or not c.get('ens') else member_accuracies(teacher, ensemble_members(task, c['ens']))
     learn = trained(task, seed, c.get('order')) if flow == 'trained' else learner(task, seed, c.get('order'))
@@ -264,13 +264,14 @@ def ensemble_members(task:str, ensemble:bool|str) -> list[tuple[str, int]]:
     return [(t, s) for t in (CIFAR_NETS if ensemble == 'both' else (task,)) for s in ENSEMBLE]
 
 def dense_models(config:str, task:str, seed:int, flow:str) -> list[tuple[str, int]]:
-    "The (task, seed) of the trained dense models a run of `config` starts from (trained flow) or distils from (scratch flow)"
+    "The (task, seed) of the trained dense models a run of `config` starts from (trained flow) or distils from"
     c = parse(config)
-    if flow == 'trained': return [(task, seed)]
-    return [] if c.get('kd') is None else [*ensemble_members(task, c.get('ens')), (task, seed)]
+    teachers = [] if c.get('kd') is None else ensemble_members(task, c.get('ens'))
+    own = flow == 'trained' or c.get('kd') is not None  # the trained flow's start, or the scratch flow's teacher
+    return [*teachers, (task, seed)] if own else []
 
-def scratch_teacher(task:str, seed:int, ensemble:bool|str=False) -> Learner:
-    "The scratch flow's teacher: the seed's trained dense model, or the Ensemble of those `ensemble_members` names"
+def trained_teacher(task:str, seed:int, ensemble:bool|str=False) -> Learner:
+    "A teacher of trained dense models: the seed's own (the scratch flow's), or the Ensemble of those `ensemble_members` names"
     members = [trained(t, s).model for t, s in ensemble_members(task, ensemble)] or None
     teacher = trained(task, seed)  # last, so that its seed is the one set
     if members: teacher.model = Ensemble(members)
