@@ -35,8 +35,9 @@ A configuration is a short string:
   of both models at the end of each stage (DistillCallback(features='stages'): Zagoruyko and Komodakis' attention
   transfer, its weight 1000), which a student with fewer channels can match because the maps average over the channels;
   ens (with kd, without at) distils from the Ensemble of the dense models of seeds 0, 1 and 2 (the mean of their
-  logits) instead of the seed's own (scratch flow) or of the model as the fit starts (trained flow); ens=both from the six of both CIFAR nets (vgg_cifar's and resnet20's);
-  each member's own accuracy is logged in members_<task>.csv (the seed's own is its dense model, in the run's batch);
+  logits) instead of the seed's own (scratch flow) or of the model as the fit starts (trained flow); ens=both from
+  the six of both CIFAR nets (vgg_cifar's and resnet20's); each member's own accuracy is logged in members_<task>.csv
+  (the seed's own is its dense model, in the run's batch);
 - `tp@Sx,IMPORTANCE[,reg=R][,sl=F][,round=R][,kd[,at|,ens|,ens=both]]`: Torch-Pruning's own pipeline on the same data, optimizer and budget, to S
   times fewer MACs over the convs (its global pruning, stepped until the target is reached, as its benchmark scripts
   do). IMPORTANCE: l1 or l2 (MetaPruner with GroupMagnitudeImportance, one-shot at the start, then fine-tuning),
